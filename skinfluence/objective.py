@@ -1,0 +1,364 @@
+"""Fitted objectives: a loss, a linear parameter layout and a penalty, at the fit.
+
+The objective that every skinfluence estimator hands to the engine is
+
+.. math::
+
+    J(\\Theta) = \\sum_i s_i \\, \\ell(y_i, \\Theta \\tilde x_i)
+                 + \\tfrac12 \\sum_{k, j} \\lambda_j \\Theta_{kj}^2 ,
+
+with ``Theta`` of shape ``(n_outputs, n_params_per_output)``, ``x~_i = [x_i, a]`` the
+row with the intercept column ``a`` (``intercept_scaling``) appended when there is an
+intercept, ``s_i`` the sample weights (``sample_weight`` times ``class_weight``) and
+``lambda_j`` a per-column penalty (``1/C`` for scikit-learn's logistic regression,
+``0`` on an unpenalized intercept).  Dividing scikit-learn's objectives by a constant
+never changes influence as long as every quantity is derived from the same ``J``.
+
+Parameters are flattened output-major: ``theta[k * p + j] = Theta[k, j]``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import blas
+from sklearn.utils import gen_batches
+
+from .losses import Loss
+
+__all__ = ["LinearDesign", "GLMObjective"]
+
+# rows per chunk in the streaming products over X (bounded memory, good BLAS blocks)
+_CHUNK_BYTES = 32 * 2**20
+
+
+def _chunk_rows(n_rows: int, row_bytes: int) -> int:
+    return int(max(1, min(n_rows, _CHUNK_BYTES // max(row_bytes, 1))))
+
+
+class LinearDesign:
+    """The rows ``x~_i = [x_i, a]`` of a linear model, without copying ``X``.
+
+    Parameters
+    ----------
+    X : ndarray, memmap or scipy sparse matrix of shape (n_samples, n_features)
+        The features.  Dense arrays are used as they are (float32 stays float32);
+        sparse matrices are converted to CSR once.
+    fit_intercept : bool
+        Whether a constant column is appended.
+    intercept_scaling : float
+        Value of that constant column (liblinear's ``intercept_scaling``; 1 otherwise).
+    """
+
+    def __init__(self, X, *, fit_intercept: bool = True, intercept_scaling: float = 1.0):
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)
+            if X.dtype not in (np.float32, np.float64):
+                X = X.astype(np.float64)
+        elif X.dtype not in (np.float32, np.float64):
+            X = np.asarray(X, dtype=np.float64)
+        self.X = X
+        self.fit_intercept = bool(fit_intercept)
+        self.intercept_scaling = float(intercept_scaling)
+
+    @property
+    def sparse(self) -> bool:
+        return sp.issparse(self.X)
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def n_params(self) -> int:
+        return self.X.shape[1] + int(self.fit_intercept)
+
+    def rows(self, index) -> "LinearDesign":
+        """The design restricted to some rows (a slice is a view for dense X)."""
+        return LinearDesign(
+            self.X[index], fit_intercept=self.fit_intercept,
+            intercept_scaling=self.intercept_scaling,
+        )
+
+    def batches(self, row_bytes: int):
+        """Slices of rows such that ``row_bytes`` per row stays under the chunk budget."""
+        return gen_batches(self.n_samples, _chunk_rows(self.n_samples, row_bytes))
+
+    def dense(self) -> np.ndarray:
+        """``X~`` as a dense float64 array (use on chunks only)."""
+        X = self.X.toarray() if self.sparse else np.asarray(self.X)
+        X = X.astype(np.float64, copy=False)
+        if self.fit_intercept:
+            X = np.hstack([X, np.full((X.shape[0], 1), self.intercept_scaling)])
+        return X
+
+    def dot(self, V: np.ndarray) -> np.ndarray:
+        """``X~ @ V`` for ``V`` of shape (n_params, m)."""
+        d = self.n_features
+        V = np.asarray(V)
+        Vw = V[:d].astype(self.X.dtype, copy=False)
+        out = np.asarray(self.X @ Vw, dtype=np.float64)
+        if self.fit_intercept:
+            out += self.intercept_scaling * V[d]
+        return out
+
+    def tdot(self, Q: np.ndarray) -> np.ndarray:
+        """``X~.T @ Q`` for ``Q`` of shape (n_samples, m)."""
+        Q = np.asarray(Q)
+        top = np.asarray(self.X.T @ Q.astype(self.X.dtype, copy=False), dtype=np.float64)
+        if not self.fit_intercept:
+            return top
+        return np.vstack([top, self.intercept_scaling * Q.sum(axis=0, keepdims=True)])
+
+    def gram(self, weights: np.ndarray) -> np.ndarray:
+        """``X~.T @ diag(weights) @ X~`` as a dense float64 (n_params, n_params) array.
+
+        This is the one place where the Hessian's sandwich product is computed: a
+        symmetric rank-k update (half a GEMM) on row chunks when the weights are
+        non-negative, a GEMM otherwise, and a sparse product for sparse ``X``.
+        """
+        weights = np.asarray(weights, dtype=np.float64)
+        d, p = self.n_features, self.n_params
+        out = np.zeros((p, p))
+        if self.sparse:
+            weighted = sp.diags(weights) @ self.X
+            out[:d, :d] = (self.X.T @ weighted).toarray()
+            col = np.asarray(weighted.sum(axis=0)).ravel()
+        else:
+            col = np.zeros(d)
+            nonneg = bool(np.all(weights >= 0))
+            syrk = blas.dsyrk if self.X.dtype == np.float64 else blas.ssyrk
+            for sl in self.batches(8 * d):
+                Xc = np.asarray(self.X[sl])
+                wc = weights[sl]
+                if nonneg:
+                    # Fortran view of the scaled chunk: syrk computes A @ A.T = Xc.T @ Xc
+                    scaled = (Xc * np.sqrt(wc).astype(Xc.dtype)[:, None]).T
+                    block = syrk(1.0, scaled, trans=0, lower=1)
+                    out[:d, :d] += block
+                else:
+                    out[:d, :d] += Xc.T @ (Xc * wc.astype(Xc.dtype)[:, None])
+                col += wc @ Xc
+            if nonneg:
+                # syrk filled the lower triangle only
+                out[:d, :d] = np.tril(out[:d, :d]) + np.tril(out[:d, :d], -1).T
+        if self.fit_intercept:
+            a = self.intercept_scaling
+            out[:d, d] = out[d, :d] = a * col
+            out[d, d] = a * a * weights.sum()
+        return out
+
+    def squared_norms(self, weights: np.ndarray) -> np.ndarray:
+        """Diagonal of :meth:`gram`, shape (n_params,)."""
+        weights = np.asarray(weights, dtype=np.float64)
+        X2 = self.X.multiply(self.X) if self.sparse else np.square(self.X, dtype=np.float64)
+        diag = np.asarray(X2.T @ weights).ravel()
+        if self.fit_intercept:
+            diag = np.append(diag, self.intercept_scaling**2 * weights.sum())
+        return diag
+
+
+class GLMObjective:
+    """A fitted objective of a (generalized) linear model, evaluated at its fit.
+
+    Parameters
+    ----------
+    loss : Loss
+        The pointwise loss (used for gradients and Hessians).
+    design : LinearDesign
+        The training rows.
+    y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        Targets encoded for ``loss``.
+    coef : ndarray of shape (n_outputs, n_params_per_output)
+        Fitted parameters ``Theta`` (intercept in the last column if any).
+    penalty : float or ndarray of shape (n_params_per_output,)
+        Per-column L2 strengths ``lambda_j``.  A float applies to every feature
+        column and leaves the intercept unpenalized.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        ``s_i``; ones when None.
+    featurize : callable, default=None
+        Maps raw test inputs to a :class:`LinearDesign`.  Default: a linear design
+        with this objective's intercept, after checking the number of features.
+    encode_target : callable, default=None
+        Maps raw test targets to the loss' encoding.  Default: unchanged.
+    """
+
+    def __init__(
+        self,
+        loss: Loss,
+        design: LinearDesign,
+        y,
+        coef,
+        *,
+        penalty=0.0,
+        sample_weight=None,
+        featurize: Callable | None = None,
+        encode_target: Callable | None = None,
+    ):
+        self.loss = loss
+        self.design = design
+        self.y = np.asarray(y)
+        coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+        if coef.shape[1] != design.n_params:
+            raise ValueError(
+                f"coef has {coef.shape[1]} columns, the design has {design.n_params} "
+                "parameters per output."
+            )
+        self.coef = coef
+        n = design.n_samples
+        if sample_weight is None:
+            sample_weight = np.ones(n)
+        self.sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        if self.sample_weight.shape != (n,):
+            raise ValueError(
+                f"sample_weight has shape {self.sample_weight.shape}, expected ({n},)."
+            )
+        p = design.n_params
+        if np.ndim(penalty) == 0:
+            lam = np.full(p, float(penalty))
+            if design.fit_intercept:
+                lam[-1] = 0.0
+        else:
+            lam = np.asarray(penalty, dtype=np.float64)
+            if lam.shape != (p,):
+                raise ValueError(f"penalty has shape {lam.shape}, expected ({p},).")
+        if np.any(lam < 0) or not np.all(np.isfinite(lam)):
+            raise ValueError("penalty strengths must be finite and non-negative.")
+        self.penalty = lam
+        self._featurize = featurize
+        self._encode_target = encode_target
+        self.raw = self.raw_predictions(design)
+        self.residual = loss.gradient(self.y, self.raw)
+        self.curvature = loss.hessian(self.y, self.raw)
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def n_samples(self) -> int:
+        return self.design.n_samples
+
+    @property
+    def n_outputs(self) -> int:
+        return self.coef.shape[0]
+
+    @property
+    def n_params_per_output(self) -> int:
+        return self.coef.shape[1]
+
+    @property
+    def n_params(self) -> int:
+        return self.coef.size
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.coef.ravel()
+
+    def raw_predictions(self, design: LinearDesign) -> np.ndarray:
+        """Raw predictions ``Theta x~`` for a design, shape (n, n_outputs)."""
+        return design.dot(self.coef.T)
+
+    # ------------------------------------------------------------------ test side
+    def featurize(self, X) -> LinearDesign:
+        """Design of new inputs, validated against the training design."""
+        if self._featurize is not None:
+            return self._featurize(X)
+        design = X if isinstance(X, LinearDesign) else LinearDesign(
+            X, fit_intercept=self.design.fit_intercept,
+            intercept_scaling=self.design.intercept_scaling,
+        )
+        if design.n_features != self.design.n_features:
+            raise ValueError(
+                f"X has {design.n_features} features, but the model was fitted with "
+                f"{self.design.n_features} features."
+            )
+        return design
+
+    def encode_target(self, y) -> np.ndarray:
+        if self._encode_target is not None:
+            return self._encode_target(y)
+        return np.asarray(y)
+
+    # ------------------------------------------------------------------ derivatives
+    def gradient(self) -> np.ndarray:
+        """Gradient of ``J`` at the fit, shape (n_params,)."""
+        weighted = self.residual * self.sample_weight[:, None]
+        grad = self.design.tdot(weighted).T + self.penalty * self.coef
+        return grad.ravel()
+
+    def per_sample_gradients(self, index=slice(None)) -> np.ndarray:
+        """Unweighted ``grad_theta l(z_i)`` for some rows, shape (n_rows, n_params)."""
+        return outer_gradients(self.residual[index], self.design.rows(index).dense())
+
+    def hessian(self) -> np.ndarray:
+        """Dense Hessian of ``J``, shape (n_params, n_params)."""
+        K, p = self.coef.shape
+        weighted = self.curvature * self.sample_weight[:, None, None]
+        hess = np.empty((K * p, K * p))
+        for k in range(K):
+            for l in range(k, K):
+                block = self.design.gram(weighted[:, k, l])
+                hess[k * p:(k + 1) * p, l * p:(l + 1) * p] = block
+                if l != k:
+                    hess[l * p:(l + 1) * p, k * p:(k + 1) * p] = block.T
+        hess[np.diag_indices_from(hess)] += np.tile(self.penalty, K)
+        return hess
+
+    def hessian_diagonal(self) -> np.ndarray:
+        K = self.n_outputs
+        weighted = self.curvature * self.sample_weight[:, None, None]
+        diag = [self.design.squared_norms(weighted[:, k, k]) for k in range(K)]
+        return np.concatenate(diag) + np.tile(self.penalty, K)
+
+    def hessp(self, V: np.ndarray, index=None, data_scale: float = 1.0) -> np.ndarray:
+        """Hessian-vector products for a block ``V`` of shape (n_params, m).
+
+        With ``index``, the data term is restricted to those rows and multiplied by
+        ``data_scale`` (a mini-batch estimate of the Hessian, used by LiSSA).
+        """
+        V = np.asarray(V, dtype=np.float64)
+        vec = V.ndim == 1
+        V2 = V[:, None] if vec else V
+        K, p = self.coef.shape
+        m = V2.shape[1]
+        design = self.design if index is None else self.design.rows(index)
+        curv = self.curvature if index is None else self.curvature[index]
+        sw = self.sample_weight if index is None else self.sample_weight[index]
+        V3 = V2.reshape(K, p, m)
+        # one pass over X per chunk: raw-prediction directions for all outputs at once
+        stacked = V3.transpose(1, 0, 2).reshape(p, K * m)
+        out = np.zeros((p, K * m))
+        for sl in design.batches(8 * K * m * 3):
+            dirs = design.rows(sl).dot(stacked).reshape(-1, K, m)
+            q = np.einsum("nkl,nlm->nkm", curv[sl] * sw[sl, None, None], dirs)
+            out += design.rows(sl).tdot(q.reshape(-1, K * m))
+        result = data_scale * out.reshape(p, K, m).transpose(1, 0, 2).reshape(K * p, m)
+        result += np.tile(self.penalty, K)[:, None] * V2
+        return result[:, 0] if vec else result
+
+    def null_space(self) -> np.ndarray:
+        """Orthonormal basis of the Hessian's exact null directions, (n_params, r).
+
+        For a shift-invariant loss (softmax) adding the same value to an unpenalized
+        column of every output changes nothing, so ``1_K (x) e_j`` is a null direction
+        for every unpenalized column ``j`` (the intercept).  No gradient has a
+        component along these directions, so the engine solves in their complement.
+        """
+        K, p = self.coef.shape
+        if not self.loss.shift_invariant or K < 2:
+            return np.zeros((K * p, 0))
+        free = np.flatnonzero(self.penalty == 0)
+        basis = np.zeros((K * p, free.size))
+        for col, j in enumerate(free):
+            basis[np.arange(K) * p + j, col] = 1.0 / np.sqrt(K)
+        return basis
+
+
+def outer_gradients(residual: np.ndarray, dense_rows: np.ndarray) -> np.ndarray:
+    """Per-sample gradients ``r_i (x) x~_i`` flattened output-major, (n, K * p)."""
+    n, K = residual.shape
+    return (residual[:, :, None] * dense_rows[:, None, :]).reshape(n, -1)

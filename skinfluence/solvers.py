@@ -1,0 +1,463 @@
+"""Inverse-Hessian-vector products for blocks of right-hand sides.
+
+Solvers know nothing of scikit-learn.  They work on a *Hessian operator*: any object
+with
+
+- ``n_params`` and ``n_samples`` (ints),
+- ``hessp(V)`` -> ``H @ V`` for ``V`` of shape (n_params, m),
+- ``null_space()`` -> (n_params, r) orthonormal basis of exact null directions that
+  no right-hand side ever touches (may have ``r = 0``),
+
+and, for the solvers that need them, ``hessian()`` (dense matrix, ``"direct"``),
+``hessian_diagonal()`` (Jacobi preconditioner, ``"cg"``) and
+``hessp(V, index=rows, data_scale=c)`` (a mini-batch Hessian, ``"lissa"``).
+:class:`skinfluence.objective.GLMObjective` is one.
+
+Every solver adds ``damping`` to the diagonal of ``H`` (in the operator's own scale)
+and works in the complement of the null space, so that the result equals the
+pseudo-inverse there: ``solve(B) = (H + damping I)^+ B`` for ``B`` orthogonal to it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse.linalg as spla
+from joblib import Parallel, delayed
+from sklearn.utils import check_random_state
+
+from .exceptions import IndefiniteHessianWarning, NotConvergedWarning
+
+__all__ = [
+    "DirectSolver",
+    "CGSolver",
+    "LissaSolver",
+    "WoodburySolver",
+    "make_solver",
+    "SOLVERS",
+]
+
+
+def _null_projector_scale(hess_diag: np.ndarray) -> float:
+    """A harmless eigenvalue to give the null directions (the mean curvature)."""
+    scale = float(np.mean(np.abs(hess_diag))) if hess_diag.size else 1.0
+    return scale if scale > 0 else 1.0
+
+
+class _Solver:
+    """Common bits: damping, the null-space term, column-block helpers."""
+
+    def __init__(self, damping: float = 0.0):
+        if not damping >= 0:
+            raise ValueError(f"damping must be >= 0, got {damping!r}.")
+        self.damping = float(damping)
+
+    def fit(self, operator) -> "_Solver":
+        raise NotImplementedError
+
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """``(H + damping I)^-1 B`` for ``B`` of shape (n_params, m) or (n_params,)."""
+        raise NotImplementedError
+
+    def quadratic_forms(self, B: np.ndarray) -> np.ndarray:
+        """``diag(B.T H^-1 B)`` for ``B`` of shape (n_params, m)."""
+        return np.einsum("ij,ij->j", B, self.solve(B))
+
+    def bilinear_blocks(self, B: np.ndarray, block: int) -> np.ndarray:
+        """The ``block x block`` diagonal blocks of ``B.T H^-1 B``.
+
+        ``B`` has ``m * block`` columns; returns (m, block, block).
+        """
+        m = B.shape[1] // block
+        HB = self.solve(B)
+        Bb = B.reshape(B.shape[0], m, block)
+        return np.einsum("pmk,pml->mkl", Bb, HB.reshape(B.shape[0], m, block))
+
+
+class DirectSolver(_Solver):
+    """Dense factorization of ``H``: Cholesky, or a damped eigendecomposition.
+
+    When Cholesky fails or ``H`` is numerically singular outside its known null
+    space, the solver eigendecomposes ``H``, adds the damping needed to lift its
+    smallest eigenvalue to ``min_relative_eigenvalue * largest`` and warns with the
+    amount (:class:`~skinfluence.exceptions.IndefiniteHessianWarning`).
+
+    Parameters
+    ----------
+    damping : float, default=0.0
+        Added to the diagonal of ``H``.
+    min_relative_eigenvalue : float, default=1e-8
+        Smallest eigenvalue accepted without extra damping, relative to the largest.
+
+    Attributes
+    ----------
+    damping_ : float
+        Total damping used (``damping`` plus any that was added automatically).
+    min_eigenvalue_ : float or None
+        Smallest eigenvalue of the undamped ``H`` when it had to be computed.
+    """
+
+    def __init__(self, damping: float = 0.0, *, min_relative_eigenvalue: float = 1e-8):
+        super().__init__(damping)
+        self.min_relative_eigenvalue = min_relative_eigenvalue
+
+    def fit(self, operator) -> "DirectSolver":
+        hess = np.array(operator.hessian(), dtype=np.float64)
+        return self.fit_matrix(hess, operator.null_space())
+
+    def fit_matrix(self, hess: np.ndarray, null_basis: np.ndarray | None = None) -> "DirectSolver":
+        """Factor an explicit Hessian (modified in place)."""
+        if null_basis is not None and null_basis.size:
+            rho = _null_projector_scale(np.diag(hess))
+            hess += rho * null_basis @ null_basis.T
+        hess[np.diag_indices_from(hess)] += self.damping
+        self.damping_ = self.damping
+        self.min_eigenvalue_ = None
+        self._eig = None
+        diag = np.diag(hess)
+        try:
+            if not np.all(np.isfinite(hess)):
+                raise np.linalg.LinAlgError("non-finite Hessian")
+            chol, lower = scipy.linalg.cho_factor(hess, lower=True, check_finite=False)
+            pivots = np.diag(chol) ** 2
+            # a tiny pivot means a (numerically) singular H: go through eigh instead
+            if pivots.min() <= self.min_relative_eigenvalue * max(diag.max(), 1e-300):
+                raise np.linalg.LinAlgError("numerically singular Hessian")
+            self._chol = (chol, lower)
+        except np.linalg.LinAlgError:
+            self._chol = None
+            self._fit_eigh(hess)
+        return self
+
+    def _fit_eigh(self, hess: np.ndarray) -> None:
+        if not np.all(np.isfinite(hess)):
+            raise ValueError(
+                "The Hessian contains NaN or inf; check the fitted coefficients and X."
+            )
+        evals, evecs = scipy.linalg.eigh(hess, check_finite=False)
+        top = max(abs(evals[-1]), 1e-300)
+        floor = self.min_relative_eigenvalue * top
+        self.min_eigenvalue_ = float(evals[0] - self.damping)
+        extra = 0.0
+        if evals[0] < floor:
+            extra = floor - evals[0]
+            warnings.warn(
+                "The Hessian is singular or indefinite (smallest eigenvalue "
+                f"{evals[0] - self.damping:.3g}, largest {evals[-1] - self.damping:.3g}); "
+                f"added damping {extra:.3g} to its diagonal (total {self.damping + extra:.3g}"
+                " in the objective's scale). Influence values are approximate; pass a larger "
+                "`damping` to control this.",
+                IndefiniteHessianWarning,
+                stacklevel=4,
+            )
+        self.damping_ = self.damping + extra
+        self._eig = (evals + extra, evecs)
+
+    def solve(self, B):
+        B = np.asarray(B, dtype=np.float64)
+        if self._chol is not None:
+            return scipy.linalg.cho_solve(self._chol, B, check_finite=False)
+        evals, evecs = self._eig
+        proj = evecs.T @ B
+        proj /= evals[:, None] if proj.ndim == 2 else evals
+        return evecs @ proj
+
+    def whiten(self, B: np.ndarray) -> np.ndarray:
+        """``W @ B`` with ``W.T @ W = H^-1`` (so quadratic forms are squared norms)."""
+        B = np.asarray(B, dtype=np.float64)
+        if self._chol is not None:
+            return scipy.linalg.solve_triangular(
+                self._chol[0], B, lower=True, check_finite=False
+            )
+        evals, evecs = self._eig
+        proj = evecs.T @ B
+        return proj / (np.sqrt(evals)[:, None] if proj.ndim == 2 else np.sqrt(evals))
+
+    def quadratic_forms(self, B):
+        W = self.whiten(B)
+        return np.einsum("ij,ij->j", W, W)
+
+    def bilinear_blocks(self, B, block):
+        W = self.whiten(B)
+        m = B.shape[1] // block
+        Wb = W.reshape(W.shape[0], m, block)
+        return np.einsum("pmk,pml->mkl", Wb, Wb)
+
+
+class CGSolver(_Solver):
+    """Conjugate gradients (:func:`scipy.sparse.linalg.cg`) on a ``LinearOperator``.
+
+    ``H`` is never formed: each iteration costs one Hessian-vector product, i.e. two
+    passes over ``X``.  Columns of a block are solved independently, in parallel with
+    ``n_jobs`` (threads: the products release the GIL).
+
+    Parameters
+    ----------
+    damping : float, default=0.0
+    rtol : float, default=1e-8
+        Relative residual tolerance ``||H x - b|| <= rtol ||b||``.
+    maxiter : int, default=None
+        Iteration cap per column (scipy's default: ``10 * n_params``).
+    preconditioner : {"jacobi", None}, default="jacobi"
+        Diagonal preconditioning from ``operator.hessian_diagonal()``.
+    n_jobs : int, default=None
+        Columns solved in parallel.
+    """
+
+    def __init__(self, damping=0.0, *, rtol=1e-8, maxiter=None, preconditioner="jacobi",
+                 n_jobs=None):
+        super().__init__(damping)
+        self.rtol = rtol
+        self.maxiter = maxiter
+        self.preconditioner = preconditioner
+        self.n_jobs = n_jobs
+
+    def fit(self, operator) -> "CGSolver":
+        self.operator_ = operator
+        self.damping_ = self.damping
+        null = operator.null_space()
+        n_params = operator.n_params
+        diag = None
+        if self.preconditioner == "jacobi" or null.size:
+            diag = np.asarray(operator.hessian_diagonal(), dtype=np.float64) + self.damping
+        rho = _null_projector_scale(diag) if null.size else 0.0
+
+        def matvec(v):
+            out = operator.hessp(v.reshape(n_params, -1))
+            if null.size:
+                out += rho * null @ (null.T @ v.reshape(n_params, -1))
+            out += self.damping * v.reshape(n_params, -1)
+            return out.reshape(v.shape)
+
+        self._A = spla.LinearOperator((n_params, n_params), matvec=matvec, matmat=matvec,
+                                      dtype=np.float64)
+        self._M = None
+        if self.preconditioner == "jacobi":
+            if null.size:
+                diag = diag + rho * np.einsum("ij,ij->i", null, null)
+            inv = 1.0 / np.where(diag > 0, diag, 1.0)
+            self._M = spla.LinearOperator((n_params, n_params),
+                                          matvec=lambda v: inv.reshape(-1, *[1] * (v.ndim - 1)) * v,
+                                          dtype=np.float64)
+        elif self.preconditioner is not None:
+            raise ValueError(f"Unknown preconditioner {self.preconditioner!r}.")
+        self.n_iter_ = []
+        return self
+
+    def _solve_column(self, b):
+        b = np.ascontiguousarray(b)
+        if not np.any(b):
+            return np.zeros_like(b), 0, 0
+        count = [0]
+
+        def callback(_):
+            count[0] += 1
+
+        x, info = spla.cg(self._A, b, rtol=self.rtol, atol=0.0, maxiter=self.maxiter,
+                          M=self._M, callback=callback)
+        return x, info, count[0]
+
+    def solve(self, B):
+        B = np.asarray(B, dtype=np.float64)
+        vec = B.ndim == 1
+        B2 = B[:, None] if vec else B
+        if self.n_jobs in (None, 1) or B2.shape[1] == 1:
+            results = [self._solve_column(B2[:, j]) for j in range(B2.shape[1])]
+        else:
+            results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                delayed(self._solve_column)(B2[:, j]) for j in range(B2.shape[1])
+            )
+        X = np.column_stack([r[0] for r in results]) if results else np.zeros_like(B2)
+        failed = [j for j, r in enumerate(results) if r[1] != 0]
+        self.n_iter_ = [r[2] for r in results]
+        if failed:
+            warnings.warn(
+                f"CG did not reach rtol={self.rtol:g} for {len(failed)} of {B2.shape[1]} "
+                f"right-hand sides (maxiter={self.maxiter}); the Hessian may be singular or "
+                "badly conditioned: add `damping`, raise `maxiter`, or use solver='direct'.",
+                NotConvergedWarning,
+                stacklevel=3,
+            )
+        return X[:, 0] if vec else X
+
+
+class LissaSolver(_Solver):
+    """The stochastic recursion of Agarwal et al. (2016), as used by Koh & Liang.
+
+    ``h_0 = b``, ``h_j = b + (I - (H_j + damping I) / scale) h_{j-1}`` with ``H_j`` a
+    mini-batch estimate of ``H``; ``h_depth / scale`` estimates ``(H + damping I)^-1 b``
+    and ``repeats`` independent runs are averaged.  It converges when ``scale`` exceeds
+    the largest eigenvalue of every mini-batch Hessian and ``depth`` is several times
+    ``scale / smallest eigenvalue``.
+
+    Parameters
+    ----------
+    damping : float, default=0.0
+    depth : int, default=1000
+        Recursion depth ``t``.
+    repeats : int, default=4
+        Independent runs averaged ``r``.
+    scale : float, default=None
+        Must exceed the largest eigenvalue of the mini-batch Hessians.  None: twice the
+        largest eigenvalue of ``H`` estimated by power iteration.
+    batch_size : int, default=64
+        Rows per mini-batch Hessian.
+    random_state : int, RandomState instance or None, default=None
+    """
+
+    def __init__(self, damping=0.0, *, depth=1000, repeats=4, scale=None, batch_size=64,
+                 random_state=None):
+        super().__init__(damping)
+        self.depth = depth
+        self.repeats = repeats
+        self.scale = scale
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def fit(self, operator) -> "LissaSolver":
+        self.operator_ = operator
+        self.damping_ = self.damping
+        self._null = operator.null_space()
+        if self.scale is None:
+            self.scale_ = 2.0 * (largest_eigenvalue(operator, random_state=0) + self.damping)
+        else:
+            self.scale_ = float(self.scale)
+        self._rng = check_random_state(self.random_state)
+        return self
+
+    def solve(self, B):
+        B = np.asarray(B, dtype=np.float64)
+        vec = B.ndim == 1
+        B2 = B[:, None] if vec else B
+        op = self.operator_
+        n = op.n_samples
+        batch = min(self.batch_size, n)
+        estimate = np.zeros_like(B2)
+        bound = 1e8 * max(np.abs(B2).max(), 1e-300) * self.depth
+        for _ in range(self.repeats):
+            h = B2.copy()
+            for _ in range(self.depth):
+                rows = self._rng.choice(n, size=batch, replace=False)
+                Hh = op.hessp(h, index=rows, data_scale=n / batch) + self.damping * h
+                h = B2 + h - Hh / self.scale_
+            if not np.all(np.isfinite(h)) or np.abs(h).max() > bound:
+                raise FloatingPointError(
+                    f"LiSSA diverged (scale={self.scale_:.3g}, batch_size={batch}): pass a "
+                    "larger `scale` or `batch_size`, or use solver='cg'."
+                )
+            estimate += h / self.scale_
+        estimate /= self.repeats
+        if self._null.size:
+            estimate -= self._null @ (self._null.T @ estimate)
+        return estimate[:, 0] if vec else estimate
+
+
+class WoodburySolver(_Solver):
+    """Exact solves for ``H = diag(lam) + X~.T diag(w) X~`` through the n x n dual.
+
+    When there are fewer rows than parameters (bag-of-words, kernel maps), the
+    Woodbury identity replaces the p x p factorization by an n x n one:
+    ``(Lam + A.T A)^-1 = Lam^-1 - Lam^-1 A.T (I + A Lam^-1 A.T)^-1 A Lam^-1`` with
+    ``A = diag(sqrt(w)) X~``.  Unpenalized columns (the intercept) are eliminated
+    exactly through their Schur complement.  Requires a single-output objective
+    (``operator.n_outputs == 1``) that exposes ``design``, ``curvature``,
+    ``sample_weight`` and ``penalty``.
+    """
+
+    def fit(self, operator) -> "WoodburySolver":
+        if getattr(operator, "n_outputs", None) != 1:
+            raise ValueError("WoodburySolver needs a single-output objective.")
+        design = operator.design
+        weights = operator.curvature[:, 0, 0] * operator.sample_weight
+        if np.any(weights < 0):
+            raise ValueError("WoodburySolver needs non-negative curvature.")
+        lam = operator.penalty + self.damping
+        self.damping_ = self.damping
+        free = lam == 0
+        pen = ~free
+        if free.sum() > max(design.n_samples // 2, 1):
+            raise ValueError("Too many unpenalized parameters for the dual solve.")
+        rows = design.dense() if not design.sparse else None
+        sqrt_w = np.sqrt(weights)
+        if design.sparse:
+            import scipy.sparse as sp
+
+            Xt = sp.hstack([design.X, np.full((design.n_samples, 1), design.intercept_scaling)],
+                           format="csr") if design.fit_intercept else design.X
+            A = sp.diags(sqrt_w) @ Xt
+            A = A.tocsc()
+            A_pen = A[:, np.flatnonzero(pen)].tocsr()
+            A_free = A[:, np.flatnonzero(free)].toarray()
+            gram = (A_pen @ sp.diags(1.0 / lam[pen]) @ A_pen.T).toarray()
+        else:
+            A = rows * sqrt_w[:, None]
+            A_pen = A[:, pen]
+            A_free = A[:, free]
+            gram = (A_pen / lam[pen]) @ A_pen.T
+        core = gram
+        core[np.diag_indices_from(core)] += 1.0
+        self._core = scipy.linalg.cho_factor(core, lower=True, check_finite=False)
+        self._A_pen, self._A_free, self._lam_pen = A_pen, A_free, lam[pen]
+        self._pen, self._free = pen, free
+        if free.any():
+            schur = A_free.T @ scipy.linalg.cho_solve(self._core, A_free, check_finite=False)
+            self._schur = scipy.linalg.cho_factor(schur, lower=True, check_finite=False)
+        return self
+
+    def solve(self, B):
+        B = np.asarray(B, dtype=np.float64)
+        vec = B.ndim == 1
+        B2 = B[:, None] if vec else B
+        A_pen, A_free, lam = self._A_pen, self._A_free, self._lam_pen
+        b_pen, b_free = B2[self._pen], B2[self._free]
+        u = np.asarray(A_pen @ (b_pen / lam[:, None]))
+        out = np.empty_like(B2)
+        if self._free.any():
+            Cu = scipy.linalg.cho_solve(self._core, u, check_finite=False)
+            x_free = scipy.linalg.cho_solve(self._schur, b_free - A_free.T @ Cu,
+                                            check_finite=False)
+            shift = A_free @ x_free
+            z = u - np.asarray(A_pen @ (np.asarray(A_pen.T @ shift) / lam[:, None]))
+            out[self._free] = x_free
+        else:
+            shift = 0.0
+            z = u
+        corr = shift + scipy.linalg.cho_solve(self._core, z, check_finite=False)
+        out[self._pen] = (b_pen - np.asarray(A_pen.T @ corr)) / lam[:, None]
+        return out[:, 0] if vec else out
+
+
+def largest_eigenvalue(operator, n_iter: int = 30, random_state=None) -> float:
+    """Power-iteration estimate of the largest eigenvalue of a PSD operator."""
+    rng = check_random_state(random_state)
+    v = rng.standard_normal(operator.n_params)
+    v /= np.linalg.norm(v)
+    value = 0.0
+    for _ in range(n_iter):
+        w = operator.hessp(v[:, None])[:, 0]
+        value = float(np.linalg.norm(w))
+        if value == 0:
+            return 0.0
+        v = w / value
+    return value
+
+
+SOLVERS = {
+    "direct": DirectSolver,
+    "cg": CGSolver,
+    "lissa": LissaSolver,
+    "woodbury": WoodburySolver,
+}
+
+
+def make_solver(name: str, damping: float = 0.0, **options) -> _Solver:
+    """Instantiate a solver by name (``"direct"``, ``"cg"``, ``"lissa"``, ``"woodbury"``)."""
+    try:
+        cls = SOLVERS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown solver {name!r}; expected one of {sorted(SOLVERS)} or 'auto'."
+        ) from None
+    return cls(damping, **options)
