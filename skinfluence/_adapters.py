@@ -201,24 +201,32 @@ def logistic_regression_objective(est, X, y, sample_weight=None) -> GLMObjective
         idx = encode_labels(classes, y_new)
         return (idx == 1).astype(np.float64) if binary else idx
 
-    objective = GLMObjective(
+    cls = GLMObjective if active is None else _ActiveSetObjective
+    objective = cls(
         loss, design, y_enc, theta, penalty=penalty, sample_weight=sw,
         featurize=featurize, encode_target=encode_target,
     )
     if active is not None:
-        objective.input_gradient = _scatter_columns(active, est.n_features_in_)
+        objective.active_columns, objective.n_all_features = active, est.n_features_in_
     return objective
 
 
-def _scatter_columns(columns: np.ndarray, n_features: int):
-    """Map design-space input gradients back to all input features (zeros elsewhere)."""
+class _ActiveSetObjective(GLMObjective):
+    """A linear objective on a subset of the input columns (L1 active set).
 
-    def input_gradient(grad, rows):
-        full = np.zeros(grad.shape[:-1] + (n_features,))
-        full[..., columns] = grad
+    Inputs outside the active set do not move the fit (their coefficients are zero and
+    assumed to stay zero), so their perturbation influence is zero.
+    """
+
+    @property
+    def n_input_features(self) -> int:
+        return self.n_all_features
+
+    def input_cross_products(self, factors, index):
+        active = super().input_cross_products(factors, index)
+        full = np.zeros(active.shape[:-1] + (self.n_all_features,))
+        full[..., self.active_columns] = active
         return full
-
-    return input_gradient
 
 
 def _register_sklearn():

@@ -661,32 +661,20 @@ class Influence:
         if aggregate not in (None, "sum", "mean"):
             raise ValueError(f"aggregate must be None, 'sum' or 'mean', got {aggregate!r}.")
         obj = self.objective
-        featurizer_grad = getattr(obj, "input_gradient", None)
         design, y_enc = self._test_problem(X_test, y_test)
         factors = self.solver_.solve(self._test_gradients(design, y_enc).T)
         if aggregate is not None:
             factors = factors.sum(axis=1, keepdims=True)
             if aggregate == "mean":
                 factors /= max(design.n_samples, 1)
-        K, p = obj.n_outputs, obj.n_params_per_output
-        d = obj.design.n_features
         m = factors.shape[1]
+        d = obj.n_input_features
         self._check_result_size(train_indices, m, d)
         rows = self._rows(train_indices)
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
-        V3 = factors.reshape(K, p, m)
-        stacked = V3.transpose(1, 0, 2).reshape(p, K * m)
-        W = obj.coef[:, :d]
         out = np.empty((n_rows, m, d))
-        for out_sl, idx in self._row_chunks(rows, 8 * m * (d + 2 * K) * 2):
-            proj = obj.design.rows(idx).dot(stacked).reshape(-1, K, m)
-            curv_proj = np.einsum("ckl,clm->ckm", obj.curvature[idx], proj)
-            grad = np.einsum("ckm,kd->cmd", curv_proj, W)
-            grad += np.einsum("ck,kdm->cmd", obj.residual[idx], V3[:, :d, :])
-            grad *= (-obj.n_samples * obj.sample_weight[idx])[:, None, None]
-            out[out_sl] = grad
-        if featurizer_grad is not None:
-            out = featurizer_grad(out, rows)
+        for out_sl, idx in self._row_chunks(rows, 8 * m * (d + 2 * obj.n_outputs) * 2):
+            out[out_sl] = -obj.n_samples * obj.input_cross_products(factors, idx)
         return out[:, 0, :] if aggregate is not None else out
 
     # ------------------------------------------------------------------ ranking

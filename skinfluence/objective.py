@@ -340,6 +340,31 @@ class GLMObjective:
         result += np.tile(self.penalty, K)[:, None] * V2
         return result[:, 0] if vec else result
 
+    @property
+    def n_input_features(self) -> int:
+        """Number of raw input features (the design's, unless a featurizer maps them)."""
+        return self.design.n_features
+
+    def input_cross_products(self, factors: np.ndarray, index) -> np.ndarray:
+        """``factors^T grad_{x_i} grad_theta J`` for training rows, (n_rows, m, n_features).
+
+        For a linear model row ``i`` enters ``J`` only through ``s_i l(y_i, Theta x~_i)``,
+        and ``d g_i / d x_ij = (D_i W[:, j]) (x) x~_i + r_i (x) e_j`` with ``W`` the
+        feature columns of ``Theta``.  Objectives whose inputs enter elsewhere too
+        (kernel maps) override this.
+        """
+        K, p = self.coef.shape
+        d = self.design.n_features
+        m = factors.shape[1]
+        V3 = factors.reshape(K, p, m)
+        stacked = V3.transpose(1, 0, 2).reshape(p, K * m)
+        proj = self.design.rows(index).dot(stacked).reshape(-1, K, m)
+        curv_proj = np.einsum("ckl,clm->ckm", self.curvature[index], proj)
+        grad = np.einsum("ckm,kd->cmd", curv_proj, self.coef[:, :d])
+        grad += np.einsum("ck,kdm->cmd", self.residual[index], V3[:, :d, :])
+        grad *= self.sample_weight[index][:, None, None]
+        return grad
+
     def null_space(self) -> np.ndarray:
         """Orthonormal basis of the Hessian's exact null directions, (n_params, r).
 
