@@ -179,8 +179,8 @@ class InfluenceMixin:
 
         Returns
         -------
-        delta_coef : ndarray of shape (n_rows,) + coef_.shape
-        delta_intercept : ndarray of shape (n_rows,) + intercept_.shape
+        delta_coef : ndarray of shape ``(n_rows,) + coef_.shape``
+        delta_intercept : ndarray of shape ``(n_rows,) + intercept_.shape``
         """
         engine = self.influence_explainer(**options)
         return engine.params_to_estimator(engine.loo_params(train_indices, method=method))
