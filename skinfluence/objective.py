@@ -81,6 +81,8 @@ class LinearDesign:
 
     def rows(self, index) -> "LinearDesign":
         """The design restricted to some rows (a slice is a view for dense X)."""
+        if isinstance(index, slice) and index.indices(self.n_samples) == (0, self.n_samples, 1):
+            return self  # sparse row slicing copies: never copy the whole matrix
         return LinearDesign(
             self.X[index], fit_intercept=self.fit_intercept,
             intercept_scaling=self.intercept_scaling,
