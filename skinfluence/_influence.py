@@ -144,6 +144,7 @@ class Influence:
             options.setdefault("n_jobs", self.n_jobs)
         solver = make_solver(name, damping=self.damping * obj.n_samples, **options)
         self.solver_ = solver.fit(obj)
+        self._leverage_all = None
         self.diagnostics_.update(
             solver=name,
             damping=getattr(self.solver_, "damping_", self.solver_.damping) / obj.n_samples,
@@ -326,29 +327,37 @@ class Influence:
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
         out = np.empty(n_rows)
         for out_sl, idx in self._row_chunks(rows, 8 * obj.n_params * 3):
-            dense = obj.design.rows(idx).dense()
             if K == 1:
-                quad = obj.residual[idx, 0] ** 2 * self.solver_.quadratic_forms(dense.T)
+                quad = obj.residual[idx, 0] ** 2 * self._leverage_blocks(idx)[:, 0, 0]
             else:
+                dense = obj.design.rows(idx).dense()
                 quad = self.solver_.quadratic_forms(outer_gradients(obj.residual[idx], dense).T)
             out[out_sl] = -obj.n_samples * obj.sample_weight[idx] * quad
         return out
 
     # ------------------------------------------------------------------ parameters
-    def _leverage_blocks(self, dense_rows: np.ndarray) -> np.ndarray:
-        """``M_i = U_i^T H^-1 U_i`` with ``U_i = I_K (x) x~_i``, shape (c, K, K)."""
-        K = self.objective.n_outputs
+    def _leverage_blocks(self, idx) -> np.ndarray:
+        """``M_i = U_i^T H^-1 U_i`` of training rows, ``U_i = I_K (x) x~_i``: (c, K, K)."""
+        obj = self.objective
+        K = obj.n_outputs
         if K == 1:
-            return self.solver_.quadratic_forms(dense_rows.T)[:, None, None]
-        return self.solver_.bilinear_blocks(_kron_columns(dense_rows, K), K)
+            if hasattr(self.solver_, "leverage"):
+                # a dual solver gets every row's leverage from one triangular inverse
+                if getattr(self, "_leverage_all", None) is None:
+                    self._leverage_all = self.solver_.leverage()
+                return self._leverage_all[idx][:, None, None]
+            dense = obj.design.rows(idx).dense()
+            return self.solver_.quadratic_forms(dense.T)[:, None, None]
+        dense = obj.design.rows(idx).dense()
+        return self.solver_.bilinear_blocks(_kron_columns(dense, K), K)
 
-    def _newton_weights(self, idx, dense_rows: np.ndarray, leverage=None) -> np.ndarray:
+    def _newton_weights(self, idx, leverage=None) -> np.ndarray:
         """``w_i = (I - s_i D_i M_i)^-1 s_i r_i`` so that ``dtheta_i = H^-1 U_i w_i``."""
         obj = self.objective
         K = obj.n_outputs
         sw = obj.sample_weight[idx]
         if leverage is None:
-            leverage = self._leverage_blocks(dense_rows)
+            leverage = self._leverage_blocks(idx)
         lhs = np.eye(K) - sw[:, None, None] * np.einsum(
             "ckl,clj->ckj", obj.curvature[idx], leverage
         )
@@ -390,7 +399,7 @@ class Influence:
             if method == "influence":
                 w = obj.sample_weight[idx, None] * obj.residual[idx]
             else:
-                w = self._newton_weights(idx, dense)
+                w = self._newton_weights(idx)
             # H^-1 U_i w_i = H^-1 (w_i (x) x~_i): one solve per row
             out[out_sl] = self.solver_.solve(outer_gradients(w, dense).T).T
         return out
@@ -440,7 +449,7 @@ class Influence:
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
         weights = np.empty((n_rows, K))
         for out_sl, idx in self._row_chunks(rows, 8 * obj.n_params * (K + 2)):
-            weights[out_sl] = self._newton_weights(idx, obj.design.rows(idx).dense())
+            weights[out_sl] = self._newton_weights(idx)
         loss = obj.loss
 
         def block(test_sl):
@@ -493,9 +502,8 @@ class Influence:
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
         out = np.empty((n_rows, K))
         for out_sl, idx in self._row_chunks(rows, 8 * obj.n_params * (K + 2)):
-            dense = obj.design.rows(idx).dense()
-            lev = self._leverage_blocks(dense)
-            w = self._newton_weights(idx, dense, leverage=lev)
+            lev = self._leverage_blocks(idx)
+            w = self._newton_weights(idx, leverage=lev)
             # removing the row moves its own raw prediction by U_i^T H^-1 U_i w_i = M_i w_i
             out[out_sl] = obj.raw[idx] + np.einsum("ckl,cl->ck", lev, w)
         return out

@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg as spla
+from scipy.linalg import blas
 from joblib import Parallel, delayed
 from sklearn.utils import check_random_state
 
@@ -365,11 +366,14 @@ class WoodburySolver(_Solver):
 
     When there are fewer rows than parameters (bag-of-words, kernel maps), the
     Woodbury identity replaces the p x p factorization by an n x n one:
-    ``(Lam + A.T A)^-1 = Lam^-1 - Lam^-1 A.T (I + A Lam^-1 A.T)^-1 A Lam^-1`` with
-    ``A = diag(sqrt(w)) X~``.  Unpenalized columns (the intercept) are eliminated
-    exactly through their Schur complement.  Requires a single-output objective
-    (``operator.n_outputs == 1``) that exposes ``design``, ``curvature``,
-    ``sample_weight`` and ``penalty``.
+    ``(Lam + A.T A)^-1 = Lam^-1 - Lam^-1 A.T C^-1 A Lam^-1`` with ``A = diag(sqrt(w)) X~``
+    and ``C = I + A Lam^-1 A.T``.  Unpenalized columns (the intercept) are eliminated
+    exactly through their Schur complement ``S = A_b.T C^-1 A_b``.  The training rows'
+    leverages ``x~_i.T H^-1 x~_i`` (self-influence, Newton leave-one-out) then cost one
+    triangular inverse instead of ``n`` solves (:meth:`leverage`).
+
+    Requires a single-output objective (``operator.n_outputs == 1``) exposing
+    ``design``, ``curvature``, ``sample_weight`` and ``penalty``.
     """
 
     def fit(self, operator) -> "WoodburySolver":
@@ -379,60 +383,122 @@ class WoodburySolver(_Solver):
         weights = operator.curvature[:, 0, 0] * operator.sample_weight
         if np.any(weights < 0):
             raise ValueError("WoodburySolver needs non-negative curvature.")
-        lam = operator.penalty + self.damping
+        lam = np.asarray(operator.penalty, dtype=np.float64) + self.damping
         self.damping_ = self.damping
         free = lam == 0
-        pen = ~free
         if free.sum() > max(design.n_samples // 2, 1):
             raise ValueError("Too many unpenalized parameters for the dual solve.")
-        rows = design.dense() if not design.sparse else None
-        sqrt_w = np.sqrt(weights)
-        if design.sparse:
-            import scipy.sparse as sp
-
-            Xt = sp.hstack([design.X, np.full((design.n_samples, 1), design.intercept_scaling)],
-                           format="csr") if design.fit_intercept else design.X
-            A = sp.diags(sqrt_w) @ Xt
-            A = A.tocsc()
-            A_pen = A[:, np.flatnonzero(pen)].tocsr()
-            A_free = A[:, np.flatnonzero(free)].toarray()
-            gram = (A_pen @ sp.diags(1.0 / lam[pen]) @ A_pen.T).toarray()
-        else:
-            A = rows * sqrt_w[:, None]
-            A_pen = A[:, pen]
-            A_free = A[:, free]
-            gram = (A_pen / lam[pen]) @ A_pen.T
-        core = gram
+        self._design, self._lam, self._free = design, lam, free
+        self._sqrt_w = np.sqrt(weights)
+        # K0 = X~_pen Lam^-1 X~_pen.T: the kernel of the penalized coordinates
+        self._kernel = _penalized_kernel(design, np.where(free, 0.0, 1.0 / np.where(free, 1, lam)))
+        core = self._sqrt_w[:, None] * self._kernel * self._sqrt_w[None, :]
         core[np.diag_indices_from(core)] += 1.0
-        self._core = scipy.linalg.cho_factor(core, lower=True, check_finite=False)
-        self._A_pen, self._A_free, self._lam_pen = A_pen, A_free, lam[pen]
-        self._pen, self._free = pen, free
+        self._chol = scipy.linalg.cholesky(core, lower=True, check_finite=False)
+        del core
+        self._A_free = self._sqrt_w[:, None] * _dense_columns(design, np.flatnonzero(free))
         if free.any():
-            schur = A_free.T @ scipy.linalg.cho_solve(self._core, A_free, check_finite=False)
-            self._schur = scipy.linalg.cho_factor(schur, lower=True, check_finite=False)
+            self._C_A_free = self._cho_solve(self._A_free)
+            self._schur = scipy.linalg.cho_factor(self._A_free.T @ self._C_A_free, lower=True,
+                                                  check_finite=False)
         return self
+
+    def _cho_solve(self, B):
+        return scipy.linalg.cho_solve((self._chol, True), B, check_finite=False)
+
+    def _A_pen(self, V):
+        """``A_pen @ V`` for ``V`` over penalized coordinates (zeros elsewhere)."""
+        return self._sqrt_w[:, None] * self._design.dot(V)
+
+    def _A_pen_T(self, Q):
+        out = self._design.tdot(self._sqrt_w[:, None] * Q)
+        out[self._free] = 0.0
+        return out
 
     def solve(self, B):
         B = np.asarray(B, dtype=np.float64)
         vec = B.ndim == 1
         B2 = B[:, None] if vec else B
-        A_pen, A_free, lam = self._A_pen, self._A_free, self._lam_pen
-        b_pen, b_free = B2[self._pen], B2[self._free]
-        u = np.asarray(A_pen @ (b_pen / lam[:, None]))
+        free, lam = self._free, np.where(self._free, 1.0, self._lam)[:, None]
+        b_pen = np.where(free[:, None], 0.0, B2) / lam
+        u = self._A_pen(b_pen)
         out = np.empty_like(B2)
-        if self._free.any():
-            Cu = scipy.linalg.cho_solve(self._core, u, check_finite=False)
-            x_free = scipy.linalg.cho_solve(self._schur, b_free - A_free.T @ Cu,
-                                            check_finite=False)
-            shift = A_free @ x_free
-            z = u - np.asarray(A_pen @ (np.asarray(A_pen.T @ shift) / lam[:, None]))
-            out[self._free] = x_free
+        if free.any():
+            x_free = scipy.linalg.cho_solve(
+                self._schur, B2[free] - self._C_A_free.T @ u, check_finite=False)
+            shift = self._A_free @ x_free
+            z = u - self._A_pen(self._A_pen_T(shift) / lam)
+            out[free] = x_free
         else:
-            shift = 0.0
-            z = u
-        corr = shift + scipy.linalg.cho_solve(self._core, z, check_finite=False)
-        out[self._pen] = (b_pen - np.asarray(A_pen.T @ corr)) / lam[:, None]
+            shift, z = 0.0, u
+        corr = shift + self._cho_solve(z)
+        out[~free] = (B2 - self._A_pen_T(corr))[~free] / lam[~free]
         return out[:, 0] if vec else out
+
+    def leverage(self) -> np.ndarray:
+        """``x~_i.T H^-1 x~_i`` for every training row, shape (n_samples,).
+
+        ``X~ H^-1 X~.T = K0 - U.T C^-1 U + E S^-1 E.T`` with ``U = W^1/2 K0`` and
+        ``E = X~_b - U.T C^-1 A_b``.  For a row with curvature ``w_i`` the first two terms
+        reduce to ``(1 - [C^-1]_ii) / w_i``, read off the triangular inverse; rows with
+        tiny ``w_i K0_ii`` (where that form would lose digits) are solved directly.
+        """
+        n = self._kernel.shape[0]
+        w = self._sqrt_w**2
+        chol_inv = scipy.linalg.lapack.dtrtri(self._chol, lower=1)[0]
+        c_inv_diag = np.einsum("ij,ij->j", chol_inv, chol_inv)
+        del chol_inv
+        k_diag = np.diag(self._kernel).copy()
+        stable = w * k_diag > 1e-6
+        lev = np.empty(n)
+        lev[stable] = (1.0 - c_inv_diag[stable]) / w[stable]
+        small = np.flatnonzero(~stable)
+        for start in range(0, small.size, 512):
+            cols = small[start:start + 512]
+            U = self._sqrt_w[:, None] * self._kernel[:, cols]
+            half = scipy.linalg.solve_triangular(self._chol, U, lower=True, check_finite=False)
+            lev[cols] = k_diag[cols] - np.einsum("ij,ij->j", half, half)
+        if self._free.any():
+            X_free = _dense_columns(self._design, np.flatnonzero(self._free))
+            E = X_free - self._kernel @ (self._sqrt_w[:, None] * self._C_A_free)
+            ES = scipy.linalg.cho_solve(self._schur, E.T, check_finite=False).T
+            lev += np.einsum("ij,ij->i", E, ES)
+        return lev
+
+
+def _dense_columns(design, cols) -> np.ndarray:
+    """Columns of ``X~`` (the intercept column included) as a dense (n, len(cols)) array."""
+    out = np.empty((design.n_samples, len(cols)))
+    d = design.n_features
+    for j, col in enumerate(cols):
+        if col == d:
+            out[:, j] = design.intercept_scaling
+        else:
+            column = design.X[:, col]
+            out[:, j] = column.toarray().ravel() if design.sparse else np.asarray(column)
+    return out
+
+
+def _penalized_kernel(design, col_scale: np.ndarray, block: int = 512) -> np.ndarray:
+    """``X~ diag(col_scale) X~.T`` (n x n), built from dense column blocks with syrk."""
+    n, d = design.n_samples, design.n_features
+    kernel = np.zeros((n, n))
+    X = design.X.tocsc() if design.sparse else design.X
+    for start in range(0, d, block):
+        cols = slice(start, min(start + block, d))
+        scale = col_scale[cols]
+        if not np.any(scale):
+            continue
+        part = X[:, cols]
+        part = part.toarray() if design.sparse else np.asarray(part, dtype=np.float64)
+        scaled = np.asfortranarray((part * np.sqrt(scale)[None, :]).T)
+        kernel = blas.dsyrk(1.0, scaled, beta=1.0, c=kernel, trans=1, lower=1, overwrite_c=1)
+    if design.fit_intercept and col_scale[d] > 0:
+        kernel += col_scale[d] * design.intercept_scaling**2
+    # syrk filled the lower triangle
+    upper = np.triu_indices(n, 1)
+    kernel[upper] = kernel.T[upper]
+    return kernel
 
 
 def largest_eigenvalue(operator, n_iter: int = 30, random_state=None) -> float:

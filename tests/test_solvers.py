@@ -131,3 +131,31 @@ def test_unknown_solver_is_refused():
         make_solver("qr")
     with pytest.raises(ValueError, match="damping must be >= 0"):
         DirectSolver(-1.0)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("params", [dict(), dict(fit_intercept=False),
+                                    dict(solver="liblinear", intercept_scaling=2.0)])
+def test_woodbury_leverage_matches_direct_quadratic_forms(sparse, params, cancer):
+    X, y, Xt, yt = cancer
+    obj = _objective((X[:25], y[:25], Xt, yt), sparse=sparse, **params)
+    rows = obj.design.dense().T
+    expected = DirectSolver().fit(obj).quadratic_forms(rows)
+    np.testing.assert_allclose(WoodburySolver().fit(obj).leverage(), expected, rtol=1e-8)
+
+
+def test_woodbury_leverage_with_vanishing_curvature(cancer):
+    """Smooth hinge at small t: many rows have (numerically) zero curvature."""
+    from skinfluence.losses import SmoothHinge
+    from skinfluence.objective import GLMObjective, LinearDesign
+
+    X, y, _, _ = cancer
+    X, signs = X[:30], 2.0 * y[:30] - 1
+    # put six rows exactly on the margin (full curvature); the rest are far from it
+    Xa = np.hstack([X, np.ones((30, 1))])
+    coef = np.linalg.lstsq(Xa[:6], signs[:6], rcond=None)[0][None, :]
+    obj = GLMObjective(SmoothHinge(0.01), LinearDesign(X), signs, coef, penalty=0.5)
+    w = obj.curvature[:, 0, 0]
+    assert np.sum(w < 1e-10) >= 5 and np.sum(w > 1e-3) >= 1
+    expected = DirectSolver().fit(obj).quadratic_forms(obj.design.dense().T)
+    np.testing.assert_allclose(WoodburySolver().fit(obj).leverage(), expected, rtol=1e-8)
