@@ -495,9 +495,8 @@ def _penalized_kernel(design, col_scale: np.ndarray, block: int = 512) -> np.nda
         kernel = blas.dsyrk(1.0, scaled, beta=1.0, c=kernel, trans=1, lower=1, overwrite_c=1)
     if design.fit_intercept and col_scale[d] > 0:
         kernel += col_scale[d] * design.intercept_scaling**2
-    # syrk filled the lower triangle
-    upper = np.triu_indices(n, 1)
-    kernel[upper] = kernel.T[upper]
+    # syrk filled the lower triangle (the strict upper one is still zero)
+    kernel += np.tril(kernel, -1).T
     return kernel
 
 
