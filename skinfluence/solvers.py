@@ -399,9 +399,30 @@ class WoodburySolver(_Solver):
         self._A_free = self._sqrt_w[:, None] * _dense_columns(design, np.flatnonzero(free))
         if free.any():
             self._C_A_free = self._cho_solve(self._A_free)
-            self._schur = scipy.linalg.cho_factor(self._A_free.T @ self._C_A_free, lower=True,
-                                                  check_finite=False)
+            self._schur = self._factor_schur(self._A_free.T @ self._C_A_free, lam)
         return self
+
+    def _factor_schur(self, schur: np.ndarray, lam: np.ndarray):
+        """Cholesky of the unpenalized block's Schur complement, damped if singular.
+
+        It is singular when the unpenalized columns (the intercept) carry no curvature,
+        e.g. a smooth hinge at small ``t`` where almost no row sits near the margin.
+        """
+        evals = np.linalg.eigvalsh(schur)
+        floor = 1e-8 * max(evals[-1], lam.max(), 1e-300)
+        if evals[0] < floor:
+            extra = floor - evals[0]
+            warnings.warn(
+                f"The Hessian is singular along the unpenalized parameters (smallest "
+                f"eigenvalue of their Schur complement {evals[0]:.3g}); added damping "
+                f"{extra:.3g} to them. Influence values are approximate; pass a larger "
+                "`damping` to control this.",
+                IndefiniteHessianWarning,
+                stacklevel=4,
+            )
+            schur = schur + extra * np.eye(schur.shape[0])
+            self.damping_ = self.damping + extra
+        return scipy.linalg.cho_factor(schur, lower=True, check_finite=False)
 
     def _cho_solve(self, B):
         return scipy.linalg.cho_solve((self._chol, True), B, check_finite=False)

@@ -159,3 +159,21 @@ def test_woodbury_leverage_with_vanishing_curvature(cancer):
     assert np.sum(w < 1e-10) >= 5 and np.sum(w > 1e-3) >= 1
     expected = DirectSolver().fit(obj).quadratic_forms(obj.design.dense().T)
     np.testing.assert_allclose(WoodburySolver().fit(obj).leverage(), expected, rtol=1e-8)
+
+
+def test_woodbury_damps_an_intercept_without_curvature(cancer):
+    """No row near the smooth hinge's margin: the intercept has zero curvature."""
+    from skinfluence.losses import SmoothHinge
+    from skinfluence.objective import GLMObjective, LinearDesign
+
+    X, y, _, _ = cancer
+    X, signs = X[:20], 2.0 * y[:20] - 1
+    coef = np.zeros((1, X.shape[1] + 1))
+    coef[0, -1] = 50.0  # every raw prediction is 50: margins far from 1 for every row
+    obj = GLMObjective(SmoothHinge(0.001), LinearDesign(X), signs, coef, penalty=0.5)
+    assert np.all(obj.curvature == 0)
+    with pytest.warns(IndefiniteHessianWarning, match="unpenalized parameters"):
+        solver = WoodburySolver().fit(obj)
+    assert solver.damping_ > 0
+    b = np.random.RandomState(0).randn(obj.n_params)
+    assert np.all(np.isfinite(solver.solve(b)))
