@@ -10,7 +10,7 @@ from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import _num_samples
 
-from .metrics import loo_scorer
+from .metrics import _influence_step, loo_scorer
 
 __all__ = ["LOOSearchCV"]
 
@@ -147,4 +147,6 @@ class LOOSearchCV(BaseSearchCV):
         -------
         self : LOOSearchCV
         """
+        # fail before fitting anything: every candidate would score NaN otherwise
+        _influence_step(self.estimator)
         return super().fit(X, y, **params)

@@ -81,6 +81,9 @@ def test_scorers_refuse_estimators_without_influence(cancer300):
     plain = SkLogisticRegression().fit(X, y)
     with pytest.raises(TypeError, match="LogisticRegression has no influence methods"):
         loo_scorer(plain, X, y)
+    with pytest.raises(TypeError, match="LogisticRegression has no influence methods"):
+        LOOSearchCV(make_pipeline(StandardScaler(), SkLogisticRegression()),
+                    {"logisticregression__C": [1.0]}).fit(X, y)
 
 
 def test_scorers_in_sklearn_searches_with_two_jobs(cancer300):
