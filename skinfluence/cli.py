@@ -3,6 +3,11 @@
 ``skinfluence demo`` flips 10% of the labels of a dataset that ships with
 scikit-learn and shows how many of the flipped rows each ranking finds (the paper's
 Section 5.4 experiment, in seconds).
+
+``skinfluence rank data.csv --target COL`` ranks the rows of a table by how much the
+model leans on each one (self-influence), or by their influence on a held-out split, and
+writes the ranked rows with their scores: the paper's data-cleaning workflow on a CSV
+(see :mod:`skinfluence._rank`).
 """
 
 from __future__ import annotations
@@ -77,10 +82,15 @@ def main(argv=None) -> int:
     demo.add_argument("--dataset", default="breast_cancer",
                       choices=["breast_cancer", "wine", "digits", "iris"])
     demo.add_argument("--seed", type=int, default=0)
+    from ._rank import add_rank_parser, run_rank
+
+    add_rank_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         _print_demo(label_flip_demo(dataset=args.dataset, random_state=args.seed), args.dataset)
         return 0
+    if args.command == "rank":
+        return run_rank(args)
     return 2  # pragma: no cover - argparse enforces the sub-commands
 
 
