@@ -124,7 +124,10 @@ class Influence:
         n, P = obj.n_samples, obj.n_params
         budget = self._working_bytes()
         n_free = int(np.sum(obj.penalty + self.damping == 0))
-        if obj.n_outputs == 1 and n < P and 8.0 * n * n <= budget and n_free <= n // 2:
+        # a kernel map has about as many parameters as rows: the n x n dual saves nothing
+        dual_pays = not getattr(obj, "prefers_primal_solve", False)
+        if (dual_pays and obj.n_outputs == 1 and n < P and 8.0 * n * n <= budget
+                and n_free <= n // 2):
             return "woodbury"
         if 8.0 * P * P <= budget:
             return "direct"
