@@ -20,12 +20,12 @@ from sklearn.exceptions import ConvergenceWarning
 from .losses import Loss
 from .objective import GLMObjective, LinearDesign
 
-__all__ = ["fit_linear_objective"]
+__all__ = ["fit_linear_objective", "smooth_hinge_schedule"]
 
 
 def fit_linear_objective(loss: Loss, design: LinearDesign, y, n_outputs: int, *,
                          penalty, sample_weight, tol: float = 1e-8, max_iter: int = 1000,
-                         coef_init=None) -> tuple[np.ndarray, int]:
+                         coef_init=None, warm_up_losses=()) -> tuple[np.ndarray, int]:
     """Minimize ``sum_i s_i l(y_i, Theta x~_i) + 0.5 sum lambda_j Theta_kj^2``.
 
     Parameters
@@ -40,6 +40,10 @@ def fit_linear_objective(loss: Loss, design: LinearDesign, y, n_outputs: int, *,
     max_iter : int, default=1000
         Newton iterations.
     coef_init : ndarray of shape (n_outputs, n_params_per_output), default=None
+    warm_up_losses : sequence of Loss, default=()
+        Easier losses minimized first, each from the previous solution (continuation:
+        a smooth hinge at a larger temperature before a small one, whose curvature
+        near the margin otherwise makes Newton crawl).
 
     Returns
     -------
@@ -47,6 +51,12 @@ def fit_linear_objective(loss: Loss, design: LinearDesign, y, n_outputs: int, *,
     n_iter : int
     """
     K, p = int(n_outputs), design.n_params
+    n_iter = 0
+    for easier in warm_up_losses:
+        coef_init, steps = fit_linear_objective(
+            easier, design, y, n_outputs, penalty=penalty, sample_weight=sample_weight,
+            tol=max(tol, 1e-6), max_iter=max_iter, coef_init=coef_init)
+        n_iter += steps
     sw = np.asarray(sample_weight, dtype=np.float64)
     scale = max(float(sw.sum()), np.finfo(float).tiny)
     cache: dict = {}
@@ -89,7 +99,17 @@ def fit_linear_objective(loss: Loss, design: LinearDesign, y, n_outputs: int, *,
             ConvergenceWarning,
             stacklevel=3,
         )
-    return theta.reshape(K, p), int(result.nit)
+    return theta.reshape(K, p), n_iter + int(result.nit)
+
+
+def smooth_hinge_schedule(t: float) -> list[float]:
+    """Temperatures ``..., 100 t, 10 t`` below 1 to warm up a smooth hinge at ``t``."""
+    temps = []
+    warm = 10.0 * t
+    while warm <= 1.0:
+        temps.append(warm)
+        warm *= 10.0
+    return temps[::-1]
 
 
 #: Newton steps after the trust-region phase

@@ -31,7 +31,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._adapters import check_features, encode_labels, register_objective, training_inputs
-from ._glm_fit import fit_linear_objective
+from ._glm_fit import fit_linear_objective, smooth_hinge_schedule
 from ._kernel import KernelObjective, make_kernel_map
 from ._kernel_builders import resolve_gamma, svc_kernel_spec
 from .losses import BinaryLogistic, SmoothHinge, SoftmaxCrossEntropy
@@ -71,6 +71,9 @@ class _BaseKernelClassifier(ClassifierMixin, BaseEstimator):
 
     def _targets(self, y_idx: np.ndarray, n_classes: int):
         raise NotImplementedError
+
+    def _warm_up_losses(self, n_classes: int) -> list:
+        return []
 
     # ------------------------------------------------------------------ fitting
     def _kernel_spec(self):
@@ -115,15 +118,16 @@ class _BaseKernelClassifier(ClassifierMixin, BaseEstimator):
         design = LinearDesign(self.kernel_map_.train_features_, fit_intercept=self.fit_intercept)
         coef, self.n_iter_ = fit_linear_objective(
             loss, design, self._targets(y_idx, n_classes), K, penalty=1.0 / self.C,
-            sample_weight=sw, tol=self.tol, max_iter=self.max_iter)
+            sample_weight=sw, tol=self.tol, max_iter=self.max_iter,
+            warm_up_losses=self._warm_up_losses(n_classes))
         r = design.n_features
-        self.coef_ = coef[:, :r]
+        self.map_coef_ = coef[:, :r]
         self.intercept_ = coef[:, r] if self.fit_intercept else np.zeros(K)
         if loss.shift_invariant:
             # the softmax ignores a common shift of the (unpenalized) intercepts:
             # report the centered one, as a unique answer
             self.intercept_ = self.intercept_ - self.intercept_.mean()
-        self.dual_coef_ = self.kernel_map_.dual_from_coef(self.coef_.T)
+        self.dual_coef_ = self.kernel_map_.dual_from_coef(self.map_coef_.T)
         return self
 
     def decision_function(self, X) -> np.ndarray:
@@ -166,7 +170,7 @@ def kernel_classifier_objective(est, X, y, sample_weight=None) -> KernelObjectiv
             f"X has {X.shape[0]} rows but the model was fitted on "
             f"{kmap.train_features_.shape[0]}: pass the training data."
         )
-    coef = est.coef_
+    coef = est.map_coef_
     if est.fit_intercept:
         coef = np.hstack([coef, est.intercept_[:, None]])
 
@@ -217,7 +221,7 @@ _KERNEL_DOC = """
     classes_ : ndarray of shape (n_classes,)
     kernel_map_ : ExactKernelMap or NystroemKernelMap
         The fitted kernel map (its ``basis_`` is the training inputs or the landmarks).
-    coef_ : ndarray of shape (n_outputs, n_map_features)
+    map_coef_ : ndarray of shape (n_outputs, n_map_features)
         Coordinates of ``f`` on the whitened map.
     dual_coef_ : ndarray of shape (n_basis, n_outputs)
         ``f = sum_j dual_coef_[j] k(basis_j, .)``.
@@ -344,6 +348,10 @@ class KernelSmoothHingeClassifier(InfluenceMixin, _BaseKernelClassifier):
 
     def _targets(self, y_idx, n_classes):
         return margin_targets(y_idx, n_classes)
+
+    def _warm_up_losses(self, n_classes):
+        losses = [SmoothHinge(t) for t in smooth_hinge_schedule(self.t)]
+        return losses if n_classes == 2 else [OneVsRest(loss) for loss in losses]
 
 
 register_objective(KernelLogisticRegression, kernel_classifier_objective)

@@ -13,7 +13,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from .._adapters import check_features, encode_labels, register_objective, training_inputs
-from .._glm_fit import fit_linear_objective
+from .._glm_fit import fit_linear_objective, smooth_hinge_schedule
 from .._margin import (
     HingeSurrogate,
     OneVsRest,
@@ -267,10 +267,12 @@ class _SmoothHingeCore(LinearClassifierMixin, BaseEstimator):
         sw = sw * _class_weights(self, y)[y_idx]
         K = 1 if len(self.classes_) == 2 else len(self.classes_)
         design = LinearDesign(X, fit_intercept=self.fit_intercept)
+        n_classes = len(self.classes_)
         coef, self.n_iter_ = fit_linear_objective(
-            _smooth_loss(self.t, len(self.classes_)), design,
-            margin_targets(y_idx, len(self.classes_)), K, penalty=1.0 / self.C,
-            sample_weight=sw, tol=self.tol, max_iter=self.max_iter)
+            _smooth_loss(self.t, n_classes), design, margin_targets(y_idx, n_classes), K,
+            penalty=1.0 / self.C, sample_weight=sw, tol=self.tol, max_iter=self.max_iter,
+            warm_up_losses=[_smooth_loss(t, n_classes)
+                            for t in smooth_hinge_schedule(self.t)])
         d = X.shape[1]
         self.coef_ = coef[:, :d]
         self.intercept_ = coef[:, d] if self.fit_intercept else np.zeros(K)
