@@ -268,7 +268,7 @@ class Ridge(_RegressionInfluenceMethods, InfluenceMixin, _sk.Ridge):
     >>> reg = Ridge(alpha=0.1).fit(X, y)
     >>> press = y - reg.influence_explainer().loo_raw_predictions()[:, 0]  # exact LOO residuals
     >>> reg.influence_summary().summary_frame().shape
-    (442, 19)
+    (442, 18)
     """
 
 
@@ -289,7 +289,7 @@ class LinearRegression(_RegressionInfluenceMethods, InfluenceMixin, _sk.LinearRe
     >>> ols = LinearRegression().fit(X, y)
     >>> cooks = ols.influence_summary().cooks_distance
     >>> int(cooks.argmax())
-    366
+    382
     """
 
 
