@@ -11,6 +11,9 @@ from ._adapters import explain, register_objective
 from ._influence import Influence
 from .mixin import InfluenceMixin
 
+# importing the estimator modules registers their builders with explain()
+from . import kernel_model, kernel_ridge, linear_model, svm  # noqa: E402,F401  (isort: skip)
+
 __version__ = "0.1.0"
 
 __all__ = ["Influence", "InfluenceMixin", "explain", "register_objective", "__version__"]

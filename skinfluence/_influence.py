@@ -124,7 +124,10 @@ class Influence:
         n, P = obj.n_samples, obj.n_params
         budget = self._working_bytes()
         n_free = int(np.sum(obj.penalty + self.damping == 0))
-        if obj.n_outputs == 1 and n < P and 8.0 * n * n <= budget and n_free <= n // 2:
+        # a kernel map has about as many parameters as rows: the n x n dual saves nothing
+        dual_pays = not getattr(obj, "prefers_primal_solve", False)
+        if (dual_pays and obj.n_outputs == 1 and n < P and 8.0 * n * n <= budget
+                and n_free <= n // 2):
             return "woodbury"
         if 8.0 * P * P <= budget:
             return "direct"
@@ -671,18 +674,27 @@ class Influence:
         obj = self.objective
         design, y_enc = self._test_problem(X_test, y_test)
         factors = self.solver_.solve(self._test_gradients(design, y_enc).T)
+        test_weights = None
         if aggregate is not None:
             factors = factors.sum(axis=1, keepdims=True)
+            test_weights = np.ones(design.n_samples)
             if aggregate == "mean":
                 factors /= max(design.n_samples, 1)
+                test_weights /= max(design.n_samples, 1)
         m = factors.shape[1]
         d = obj.n_input_features
         self._check_result_size(train_indices, m, d)
         rows = self._rows(train_indices)
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
         out = np.empty((n_rows, m, d))
+        # objectives whose parametrization moves with the training inputs (exact kernel
+        # maps) add the part of H^-1 g_t that lies outside the parametrization's span
+        test_term = getattr(obj, "test_input_cross_products", None)
         for out_sl, idx in self._row_chunks(rows, 8 * m * (d + 2 * obj.n_outputs) * 2):
-            out[out_sl] = -obj.n_samples * obj.input_cross_products(factors, idx)
+            block = obj.input_cross_products(factors, idx)
+            if test_term is not None:
+                block = block + test_term(design, y_enc, idx, test_weights)
+            out[out_sl] = -obj.n_samples * block
         return out[:, 0, :] if aggregate is not None else out
 
     # ------------------------------------------------------------------ ranking

@@ -37,6 +37,15 @@ def _refit_without(estimator, X, y, sample_weight, rows, refit_params, warm_star
     return refit, X_keep, y_keep, sw_keep
 
 
+def _coef(estimator) -> np.ndarray | None:
+    """``coef_`` as a dense array; None for models without one (kernel models)."""
+    try:
+        coef = estimator.coef_
+    except AttributeError:
+        return None
+    return np.asarray(coef.toarray() if hasattr(coef, "toarray") else coef, dtype=np.float64)
+
+
 def _num_rows(X) -> int:
     return X.shape[0] if hasattr(X, "shape") else len(X)
 
@@ -50,8 +59,7 @@ def _retrain_one(estimator, X, y, sample_weight, rows, X_test, y_test, refit_par
     y_rows = _safe_indexing(y, np.asarray(rows))
     out = {
         "own": engine.test_loss(X_rows, y_rows) - base_own_loss,
-        "coef": np.asarray(refit.coef_.toarray() if hasattr(refit.coef_, "toarray")
-                           else refit.coef_, dtype=np.float64),
+        "coef": _coef(refit),
         "intercept": np.asarray(getattr(refit, "intercept_", 0.0), dtype=np.float64),
     }
     if X_test is not None:
@@ -91,7 +99,8 @@ def loo_retrain(estimator, X, y, train_indices, X_test=None, y_test=None, *,
         data was given);
         ``own_loss_change`` : list of arrays, the removed rows' own loss change;
         ``coef_change``, ``intercept_change`` : parameter changes, shapes
-        (n_removed,) + ``coef_.shape`` / ``intercept_.shape``.
+        (n_removed,) + ``coef_.shape`` / ``intercept_.shape`` (``coef_change`` is
+        None for models without ``coef_``, such as kernel models).
     """
     check_is_fitted(estimator)
     refit_params = dict(refit_params or {})
@@ -108,12 +117,11 @@ def loo_retrain(estimator, X, y, train_indices, X_test=None, y_test=None, *,
         )
         for rows in sets
     )
-    coef = np.asarray(estimator.coef_.toarray() if hasattr(estimator.coef_, "toarray")
-                      else estimator.coef_, dtype=np.float64)
+    coef = _coef(estimator)
     intercept = np.asarray(getattr(estimator, "intercept_", 0.0), dtype=np.float64)
     out = Bunch(
         own_loss_change=[r["own"] for r in results],
-        coef_change=np.array([r["coef"] - coef for r in results]),
+        coef_change=None if coef is None else np.array([r["coef"] - coef for r in results]),
         intercept_change=np.array([r["intercept"] - intercept for r in results]),
     )
     if X_test is not None:
