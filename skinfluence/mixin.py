@@ -62,6 +62,8 @@ class InfluenceMixin:
 
     def _fit_fingerprint(self) -> str:
         digest = hashlib.sha1()
+        # parameters can change the objective without a refit (an SVM's smoothing t)
+        digest.update(repr(sorted(self.get_params(deep=False).items())).encode())
         for name in ("coef_", "intercept_", "dual_coef_"):
             value = getattr(self, name, None)
             if value is not None:

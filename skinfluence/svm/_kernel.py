@@ -168,8 +168,6 @@ class SVC(InfluenceMixin, _sk.SVC):
     def _influence_objective(self, X, y, sample_weight):
         return svc_objective(self, X, y, sample_weight)
 
-    def _fit_fingerprint(self) -> str:
-        return f"{super()._fit_fingerprint()}-t={float(self.t)!r}"
 
 
 register_objective(_sk.SVC, svc_objective)
