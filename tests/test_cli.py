@@ -1,7 +1,16 @@
 """The command line, run as a user runs it."""
 
+import hashlib
+import io
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import shared_data
 
 from skinfluence.cli import label_flip_demo
 
@@ -23,15 +32,6 @@ def test_demo_influence_beats_random():
 # --------------------------------------------------------------------------------------
 # skinfluence rank: run as a user runs it, in a subprocess
 # --------------------------------------------------------------------------------------
-import hashlib  # noqa: E402
-import os  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from conftest import shared_data  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -274,20 +274,23 @@ def test_more_bad_input_through_main(tmp_path, capsys, case, files, args, expect
     _check_one_line_error(code, captured.out, captured.err, expected, tmp_path, digests)
 
 
-def test_ridge_is_available_or_says_so(tmp_path):
-    """Until issue 3's Ridge is merged, --model ridge says it is not available."""
-    data = _write(tmp_path, "t.csv", _small_table(30))
-    code, out, err = _run(data, "--target", "value", "--model", "ridge", "--top", "3")
-    try:
-        from skinfluence.linear_model import Ridge  # noqa: F401
-    except ImportError:
-        assert code == 1
-        assert err.strip() == ("skinfluence: error: --model ridge (ridge regression) is not "
-                               "available in this version of skinfluence (it needs "
-                               "skinfluence.linear_model.Ridge); use --model logistic")
-    else:
-        assert code == 0, err
-        assert len(out.strip().splitlines()) == 4
+@pytest.mark.parametrize("model, target", [("svm", "label"), ("kernel", "label"),
+                                           ("ridge", "value")])
+def test_every_model_ranks_a_table(model, target, tmp_path):
+    """Each --model fits its estimator and ranks every row (the table stays untouched)."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.sample(120, random_state=0)
+    frame = frame.rename(columns={"target": "label"})
+    frame["value"] = frame["mean radius"] * 2.0 + frame["mean texture"]
+    data = tmp_path / "t.csv"
+    frame.drop(columns="value" if target == "label" else "label").to_csv(data, index=False)
+    before = _digest(data)
+    code, out, err = _run(data, "--target", target, "--model", model, "--top", "5")
+    assert code == 0, err
+    ranked = pd.read_csv(io.StringIO(out))
+    assert len(ranked) == 5 and ranked["row"].between(0, 119).all()
+    assert _digest(data) == before
 
 
 def test_parquet_round_trip_when_pyarrow_is_installed(tmp_path):
