@@ -71,10 +71,11 @@ Solvers
 -------
 - ``"direct"``: the dense Hessian from ``n_params`` exact HVPs, factored by
   :class:`skinfluence.solvers.DirectSolver` in float64 (Cholesky; automatic damping
-  with a warning when singular).  ``"auto"`` picks it up to 2048 parameters.
+  with a warning when singular).  ``"auto"`` picks it up to 1024 parameters
+  (building ``H`` costs one HVP per parameter).
 - ``"cg"``: conjugate gradients on a block of right-hand sides, one vmapped HVP per
   iteration for all of them (``solver_options``: ``rtol``, ``maxiter``).  ``"auto"``
-  above 2048 parameters.
+  above 1024 parameters.
 - ``"lissa"``: the paper's stochastic recursion (``depth``, ``repeats``, ``scale``,
   ``batch_size``), same defaults as the numpy solver.
 - ``"arnoldi"``: the top ``rank`` eigenpairs of ``H`` from Lanczos iterations, inverted

@@ -26,8 +26,9 @@ from ._solvers import make_torch_solver
 
 __all__ = ["TorchInfluence"]
 
-#: ``solver="auto"`` builds the dense Hessian up to this many parameters, else uses CG
-DIRECT_MAX_PARAMS = 2048
+#: ``solver="auto"`` builds the dense Hessian (one HVP per parameter) up to this many
+#: parameters, else uses CG
+DIRECT_MAX_PARAMS = 1024
 #: memory for one block of influence factors (n_params x test points) and its solve
 FACTOR_BLOCK_BYTES = 256 * 2**20
 _ENGINE_SOLVERS = ("auto", "direct", "cg", "lissa", "woodbury")
@@ -74,8 +75,9 @@ class TorchInfluence:
         ``H`` is not positive definite: a network trained without full convergence,
         non-convex parameters, or unpenalized over-parameterized layers.
     solver : {"auto", "direct", "cg", "lissa", "arnoldi"}, default="auto"
-        Inverse-HVP solver.  ``"auto"``: ``"direct"`` up to 2048 parameters, else
-        ``"cg"``.  See :mod:`skinfluence.torch` for each one.
+        Inverse-HVP solver.  ``"auto"``: ``"direct"`` up to 1024 parameters (the dense
+        Hessian costs one HVP per parameter), else ``"cg"``.  See
+        :mod:`skinfluence.torch` for each one.
     solver_options : dict, default=None
         Passed to the solver: ``rtol``/``maxiter`` (CG), ``depth``/``repeats``/
         ``scale``/``batch_size`` (LiSSA), ``rank``/``krylov_dim`` (Arnoldi).
