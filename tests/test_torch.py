@@ -122,6 +122,32 @@ def test_penalized_bias_matches_liblinear(cancer):
     assert _rel(inf.influence(Xte, yte), engine.influence(Xte, yte)) < 1e-6
 
 
+def test_mse_linear_matches_engine_ridge(cancer):
+    """``loss="mse"`` is the engine's half squared error: ridge in closed form."""
+    from skinfluence import Influence
+    from skinfluence.losses import SquaredError
+    from skinfluence.objective import GLMObjective, LinearDesign
+
+    Xtr, _, Xte, _ = cancer
+    rng = np.random.RandomState(0)
+    w_true = rng.standard_normal(Xtr.shape[1])
+    ytr = Xtr @ w_true + rng.standard_normal(len(Xtr))
+    yte = Xte @ w_true + rng.standard_normal(len(Xte))
+    n, wd = len(ytr), 0.05
+    design = np.hstack([Xtr, np.ones((n, 1))])
+    lam = np.r_[np.full(Xtr.shape[1], n * wd), 0.0]
+    theta = np.linalg.solve(design.T @ design + np.diag(lam), design.T @ ytr)
+    engine = Influence(GLMObjective(SquaredError(), LinearDesign(Xtr), ytr, theta[None, :],
+                                    penalty=lam))
+    lin = torch.nn.Linear(Xtr.shape[1], 1).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.as_tensor(theta[None, :-1]))
+        lin.bias.copy_(torch.as_tensor(theta[-1:]))
+    inf = TorchInfluence(lin, "mse", weight_decay={"weight": wd}).fit(Xtr, ytr)
+    assert _rel(inf.influence(Xte, yte), engine.influence(Xte, yte)) < 1e-8
+    assert _rel(inf.self_influence(), engine.self_influence()) < 1e-8
+
+
 # ----------------------------------------------------------------------------------
 # derivatives: finite differences and autograd loops
 # ----------------------------------------------------------------------------------

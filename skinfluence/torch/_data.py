@@ -43,8 +43,12 @@ def _loader_to_tensors(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs), torch.cat(ys)
 
 
-def as_tensors(X, y, *, dtype: torch.dtype, target_dtype: torch.dtype, name: str = "X"):
+def as_tensors(X, y, *, dtype: torch.dtype, target_dtype: torch.dtype | None,
+               name: str = "X"):
     """Inputs as ``dtype`` and targets as ``target_dtype`` tensors (rows first).
+
+    ``target_dtype=None`` keeps integer targets as ``long`` and casts floating ones to
+    ``dtype`` (for a callable loss, which may take either).
 
     ``X`` may be a numpy array, a tensor or a ``DataLoader`` yielding ``(inputs,
     targets)`` (then ``y`` must be None).  Tensors stay on their device; numpy arrays
@@ -66,6 +70,8 @@ def as_tensors(X, y, *, dtype: torch.dtype, target_dtype: torch.dtype, name: str
         )
     if not torch.is_floating_point(X) or X.dtype != dtype:
         X = X.to(dtype)
+    if target_dtype is None:
+        target_dtype = dtype if torch.is_floating_point(y) else torch.long
     if target_dtype.is_floating_point:
         y = y.to(target_dtype)
     else:

@@ -161,7 +161,7 @@ class TorchInfluence:
         device = resolve_device(self.device, self.module)
         module = copy.deepcopy(self.module).to(device).eval()
         dtype = _module_dtype(module)
-        X, y = as_tensors(X, y, dtype=dtype, target_dtype=self._target_dtype(dtype, y))
+        X, y = as_tensors(X, y, dtype=dtype, target_dtype=self._target_dtype(dtype))
         n = X.shape[0]
         if n == 0:
             raise ValueError("X has no rows.")
@@ -225,14 +225,11 @@ class TorchInfluence:
         if not callable(self.loss) and self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES} or a callable, got {self.loss!r}.")
 
-    def _target_dtype(self, dtype, y) -> torch.dtype:
+    def _target_dtype(self, dtype) -> torch.dtype | None:
+        """Class indices for cross-entropy, floats for the others, as given for a callable."""
         if self.loss == "cross_entropy":
             return torch.long
-        if callable(self.loss) and y is not None:
-            y_arr = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
-            if not torch.is_floating_point(y_arr):
-                return torch.long
-        return dtype
+        return None if callable(self.loss) else dtype
 
     def _check_loss(self, K: int, y: torch.Tensor) -> None:
         if self.loss == "cross_entropy":

@@ -352,21 +352,22 @@ class TorchArnoldiSolver(_TorchSolver):
         P = operator.n_params
         q = torch.as_tensor(rng.standard_normal(P), dtype=operator.dtype, device=operator.device)
         q = self._project(q[:, None])[:, 0]
-        Q = torch.zeros(P, dim, dtype=operator.dtype, device=operator.device)
+        # basis stored row-wise: Q[:j] is then a contiguous block for the reorthogonalization
+        Q = torch.zeros(dim, P, dtype=operator.dtype, device=operator.device)
         alphas, betas = [], []
         q = q / torch.linalg.vector_norm(q)
         for j in range(dim):
-            Q[:, j] = q
+            Q[j] = q
             w = self._project(operator.hessp(q[:, None]))[:, 0]
             alpha = torch.dot(q, w)
             alphas.append(alpha)
             # full reorthogonalization (twice is enough): keeps the Ritz pairs clean
-            basis = Q[:, :j + 1]
+            basis = Q[:j + 1]
             for _ in range(2):
-                w = self._project((w - basis @ (basis.T @ w))[:, None])[:, 0]
+                w = self._project((w - basis.T @ (basis @ w))[:, None])[:, 0]
             beta = torch.linalg.vector_norm(w)
             if j == dim - 1 or float(beta) <= 1e-10 * max(float(alpha.abs()), 1e-300):
-                Q = Q[:, :j + 1]
+                Q = Q[:j + 1]
                 break
             betas.append(beta)
             q = w / beta
@@ -376,7 +377,7 @@ class TorchArnoldiSolver(_TorchSolver):
             off = torch.stack(betas[:k - 1])
             T = T + torch.diag(off, 1) + torch.diag(off, -1)
         evals, U = torch.linalg.eigh(T)
-        return evals, Q @ U
+        return evals, Q.T @ U
 
     def solve(self, B):
         B2, vec = _as_block(B)
