@@ -455,9 +455,9 @@ def test_callable_loss_equals_builtin(small_mlp, direct_reference):
 # ----------------------------------------------------------------------------------
 def test_skorch_classifier_in_a_pipeline(wine):
     pytest.importorskip("skorch", reason="skorch is an optional extra")
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from skinfluence.pipeline import make_pipeline
     from skinfluence.torch.skorch import NeuralNetClassifier, explain_skorch
 
     Xtr, ytr, Xte, yte = wine
@@ -470,17 +470,25 @@ def test_skorch_classifier_in_a_pipeline(wine):
         lr=0.1, train_split=None, verbose=0, influence__weight_decay=decay,
     )
     pipe = make_pipeline(StandardScaler(), net).fit(Xtr, ytr)
-    Z_tr, Z_te = pipe[0].transform(Xtr), pipe[0].transform(Xte)
-    # put the converged logistic regression into the net: an exact oracle
-    clf = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(Z_tr, ytr)
+    # the same preprocessing and a converged logistic regression: the exact oracle
+    lr_pipe = make_pipeline(StandardScaler(), LogisticRegression(C=C, tol=1e-12,
+                                                                 max_iter=10_000))
+    lr_pipe.fit(Xtr, ytr)
+    clf = lr_pipe[-1]
     with torch.no_grad():
         pipe[-1].module_.weight.copy_(torch.as_tensor(clf.coef_))
         pipe[-1].module_.bias.copy_(torch.as_tensor(clf.intercept_))
+    # the net's own methods on its inputs, and the pipeline's on raw rows
+    Z_te = pipe[0].transform(Xte)
     scores = pipe[-1].influence(Z_te, yte)
     assert _rel(scores, clf.influence(Z_te, yte)) < 1e-6
-    np.testing.assert_array_equal(pipe[-1].rank_training_points(kind="self", top_k=5),
-                                  clf.rank_training_points(kind="self", top_k=5))
-    # the same through the whole pipeline, raw inputs in
+    assert _rel(pipe.influence(Xte, yte), lr_pipe.influence(Xte, yte)) < 1e-6
+    # perturbation gradients mapped back through the scaler, as for sklearn models
+    assert _rel(pipe.perturbation_influence(Xte[:2], yte[:2]),
+                lr_pipe.perturbation_influence(Xte[:2], yte[:2])) < 1e-6
+    np.testing.assert_array_equal(pipe.rank_training_points(kind="self", top_k=5),
+                                  lr_pipe.rank_training_points(kind="self", top_k=5))
+    # any fitted skorch net or pipeline, without the drop-in classes
     inf = explain_skorch(pipe, Xtr, ytr, weight_decay=decay)
     assert _rel(inf.influence(Xte, yte), scores) < 1e-12
     # influence options are skorch parameters
@@ -488,14 +496,11 @@ def test_skorch_classifier_in_a_pipeline(wine):
     held_out = NeuralNetClassifier(torch.nn.Linear, module__in_features=13,
                                    module__out_features=3, module__dtype=torch.float64,
                                    criterion=torch.nn.CrossEntropyLoss, max_epochs=1,
-                                   verbose=0).fit(Z_tr, ytr)
+                                   verbose=0).fit(Z_te, yte)
     with pytest.raises(ValueError, match="train_split=None"):
         held_out.influence(Z_te, yte)
 
 
-# ----------------------------------------------------------------------------------
-# Koh & Liang Fig. 2 (right): a non-converged CNN with damping, on MNIST
-# ----------------------------------------------------------------------------------
 def _fig2_cnn() -> torch.nn.Module:
     """A small all-convolutional-style net (1,714 parameters; the paper's had 2,616)."""
     nn = torch.nn

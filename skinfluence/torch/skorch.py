@@ -7,12 +7,20 @@ skorch is an optional extra (``pip install skorch``).  Two ways in:
 
        from skinfluence.torch.skorch import NeuralNetClassifier
 
+       from skinfluence.pipeline import make_pipeline
+
        net = NeuralNetClassifier(MyModule, criterion=torch.nn.CrossEntropyLoss,
                                  train_split=None, influence__damping=0.01)
        pipe = make_pipeline(StandardScaler(), net).fit(X, y)
-       Z_test = pipe[:-1].transform(X_test)            # the net's own inputs
-       pipe[-1].influence(Z_test, y_test)              # (n_train, n_test)
-       pipe[-1].rank_training_points(kind="self", top_k=20)
+       pipe.influence(X_test, y_test)                  # raw rows, (n_train, n_test)
+       pipe.perturbation_influence(X_test, y_test)     # in the raw features
+       pipe.rank_training_points(kind="self", top_k=20)
+       pipe[-1].influence(pipe[:-1].transform(X_test), y_test)   # the net on its inputs
+
+   skinfluence's :class:`~skinfluence.pipeline.Pipeline` passes raw test rows through the
+   fitted preprocessing and maps input gradients back through it, exactly as for the
+   scikit-learn estimators; inside a plain scikit-learn pipeline call the net's methods
+   on transformed rows.
 
    Options of :class:`~skinfluence.torch.TorchInfluence` are set with the
    ``influence__`` prefix (``influence__damping``, ``influence__params``,
