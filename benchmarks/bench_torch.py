@@ -10,9 +10,11 @@ and is timed (fit + scores) and compared with a float64 reference from skinfluen
 run to a tight tolerance: Pearson correlation per test point (mean over them) and the
 relative error ``||s * peer - ref|| / ||ref||`` after the conversion factor ``s`` that
 the peer's documented convention implies (pyDVL returns ``+g_t^T H^-1 g_i`` for the mean
-Hessian: ``s = -1``; captum's Hessian is that of the summed loss and its scores have our
-sign: ``s = n``...).  The least-squares factor is printed too, so a convention mismatch
-is visible rather than hidden in a correlation.
+Hessian: ``s = -1``; captum's Hessian is that of the summed loss and its scores count
+proponents positive: ``s = -n``; kronfluence's EK-FAC scores are ``+g_t^T (F + damping)^-1
+g_i`` for the mean Fisher: ``s = -1``).  The least-squares factor is printed too, so a
+convention mismatch is visible rather than hidden in a correlation; for the low-rank and
+Kronecker approximations it also shows how much of the exact answer they recover.
 
 Peers are benchmark-only dependencies; install them in their own environment, never in
 the project's (an unpinned torch pulls a CUDA build)::
@@ -230,8 +232,8 @@ def agreement(scores, reference, factor):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-train", type=int, default=2000)
-    parser.add_argument("--n-test", type=int, default=10)
+    parser.add_argument("--n-train", type=int, default=1000)
+    parser.add_argument("--n-test", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--polish", type=int, default=1000,
                         help="full-batch L-BFGS iterations after Adam (0: none)")
@@ -314,7 +316,7 @@ def main(argv=None):
                 record(f"pyDVL {kind}", device, -1.0, lambda k=kind, d=device:
                        pydvl(k, net, X, y, Xt, yt, weight_decay=wd, damping=damping,
                              device=d, lissa_scale=lissa_mean_scale))
-        record("captum arnoldi", "cpu", float(n), lambda: captum_arnoldi(
+        record("captum arnoldi", "cpu", -float(n), lambda: captum_arnoldi(
             net, X, y, Xt, yt, weight_decay=wd, damping=damping, workdir=workdir))
         record("kronfluence ekfac", "cpu", -1.0, lambda: kronfluence_ekfac(
             net, X, y, Xt, yt, weight_decay=wd, damping=damping, workdir=workdir))

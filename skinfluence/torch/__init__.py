@@ -67,6 +67,16 @@ solver adds the damping it needs and warns
 curvature, and :meth:`TorchInfluence.fit` warns when the gradient is not small
 (:class:`~skinfluence.exceptions.NotConvergedWarning`).
 
+Choose ``damping`` above the magnitude of the most negative eigenvalue of the Hessian
+of ``R`` (``solver="direct"`` reports it as ``solver_.min_eigenvalue_`` in ``J``'s
+scale, i.e. times ``n``; a short ``solver="arnoldi"`` run shows the spectrum's ends in
+``solver_.eigenvalues_``).  The automatic damping only lifts the smallest eigenvalue to
+a tiny floor (``min_relative_eigenvalue`` times the largest), which keeps the solve
+defined but lets that direction dominate the result; CG stops a column at the first
+direction of negative curvature (a truncated solve, as the paper's Newton-CG did);
+LiSSA diverges.  A small CNN trained 10 epochs on 2,000 MNIST rows had a smallest
+eigenvalue near -0.04: ``damping=0.05`` made everything well posed there.
+
 Solvers
 -------
 - ``"direct"``: the dense Hessian from ``n_params`` exact HVPs, factored by

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import torch
 
-from .._influence import MAX_RESULT_BYTES, Influence, _check_method
+from .._influence import Influence, _check_method
 from ..exceptions import NotConvergedWarning
 from ..losses import BinaryLogistic, SoftmaxCrossEntropy, SquaredError
 from ..objective import GLMObjective, LinearDesign
@@ -629,5 +629,3 @@ def _module_dtype(module: torch.nn.Module) -> torch.dtype:
             return p.dtype
     raise ValueError("The module has no floating-point parameters.")
 
-
-_ = MAX_RESULT_BYTES  # the limit enforced by _check_result_size, re-exported for docs
