@@ -81,9 +81,12 @@ class DirectSolver(_Solver):
     """Dense factorization of ``H``: Cholesky, or a damped eigendecomposition.
 
     When Cholesky fails or ``H`` is numerically singular outside its known null
-    space, the solver eigendecomposes ``H``, adds the damping needed to lift its
-    smallest eigenvalue to ``min_relative_eigenvalue * largest`` and warns with the
-    amount (:class:`~skinfluence.exceptions.IndefiniteHessianWarning`).
+    space, the solver eigendecomposes ``H`` and adds damping, warning with the amount
+    (:class:`~skinfluence.exceptions.IndefiniteHessianWarning`): a singular but
+    positive semi-definite ``H`` has its smallest eigenvalue lifted to
+    ``min_relative_eigenvalue * largest``; an indefinite one (negative curvature, a
+    non-convex model) is shifted by twice its most negative eigenvalue, so that the
+    smallest becomes ``|lambda_min|``.  Pass ``damping`` to choose it yourself.
 
     Parameters
     ----------
@@ -142,8 +145,16 @@ class DirectSolver(_Solver):
         floor = self.min_relative_eigenvalue * top
         self.min_eigenvalue_ = float(evals[0] - self.damping)
         extra = 0.0
-        if evals[0] < floor:
+        if evals[0] < -floor:
+            # truly negative curvature (a non-convex model): lifting it to a hair above
+            # zero would make H^-1 explode along it; mirror it instead, so the smallest
+            # eigenvalue becomes |lambda_min| (Koh & Liang damp such Hessians too)
+            extra = -2.0 * evals[0]
+        elif evals[0] < floor:
+            # singular but PSD (collinear columns, no penalty): gradients have no
+            # component along the null directions, so a tiny lift is exact enough
             extra = floor - evals[0]
+        if extra > 0:
             warnings.warn(
                 "The Hessian is singular or indefinite (smallest eigenvalue "
                 f"{evals[0] - self.damping:.3g}, largest {evals[-1] - self.damping:.3g}); "
