@@ -333,43 +333,53 @@ class LissaSolver(_Solver):
         self.damping_ = self.damping
         self._null = operator.null_space()
         if self.scale is None:
-            self.scale_ = 2.0 * (largest_eigenvalue(operator, random_state=0) + self.damping)
+            self.scale_ = 2.0 * (self._top_eigenvalue(operator) + self.damping)
         else:
             self.scale_ = float(self.scale)
         self._rng = check_random_state(self.random_state)
         return self
 
+    def _top_eigenvalue(self, operator) -> float:
+        return largest_eigenvalue(operator, random_state=0)
+
     def solve(self, B):
         B = np.asarray(B, dtype=np.float64)
         vec = B.ndim == 1
         B2 = B[:, None] if vec else B
-        op = self.operator_
-        n = op.n_samples
-        batch = min(self.batch_size, n)
-        estimate = np.zeros_like(B2)
-        bound = 1e6 * max(np.abs(B2).max(), 1e-300) * self.depth
-        for _ in range(self.repeats):
-            h = B2.copy()
-            for step in range(self.depth):
-                rows = self._rng.choice(n, size=batch, replace=False)
-                Hh = op.hessp(h, index=rows, data_scale=n / batch) + self.damping * h
-                h = B2 + h - Hh / self.scale_
-                if step % 16 == 15 or step == self.depth - 1:
-                    self._check_bounded(h, bound, batch)
-            estimate += h / self.scale_
-        estimate /= self.repeats
+        estimate = self._recursion(B2, np.copy, lambda h: float(np.max(np.abs(h))))
         if self._null.size:
             estimate -= self._null @ (self._null.T @ estimate)
         return estimate[:, 0] if vec else estimate
 
+    def _recursion(self, B2, copy, max_abs):
+        """The averaged recursion on a block; written once for numpy and torch arrays.
 
-    def _check_bounded(self, h, bound, batch):
-        # a diverging recursion grows geometrically: stop long before it overflows
-        if not np.all(np.isfinite(h)) or np.abs(h).max() > bound:
-            raise FloatingPointError(
-                f"LiSSA diverged (scale={self.scale_:.3g}, batch_size={batch}): pass a "
-                "larger `scale` or `batch_size`, or use solver='cg'."
-            )
+        ``copy`` and ``max_abs`` are the only array-library operations it needs.
+        """
+        op = self.operator_
+        n = op.n_samples
+        batch = min(self.batch_size, n)
+        bound = 1e6 * max(max_abs(B2) if B2.shape[1] else 0.0, 1e-300) * self.depth
+        estimate = 0.0 * B2
+        for _ in range(self.repeats):
+            h = copy(B2)
+            for step in range(self.depth):
+                if batch == n:
+                    Hh = op.hessp(h)
+                else:
+                    rows = self._rng.choice(n, size=batch, replace=False)
+                    Hh = op.hessp(h, index=rows, data_scale=n / batch)
+                h = B2 + h - (Hh + self.damping * h) / self.scale_
+                if step % 16 == 15 or step == self.depth - 1:
+                    # a diverging recursion grows geometrically: stop before it overflows
+                    size = max_abs(h) if h.shape[1] else 0.0
+                    if not size <= bound:  # also catches NaN
+                        raise FloatingPointError(
+                            f"LiSSA diverged (scale={self.scale_:.3g}, batch_size={batch}): "
+                            "pass a larger `scale` or `batch_size`, or use solver='cg'."
+                        )
+            estimate = estimate + h / self.scale_
+        return estimate / self.repeats
 
 
 class WoodburySolver(_Solver):

@@ -26,7 +26,7 @@ import torch
 from sklearn.utils import check_random_state
 
 from ..exceptions import IndefiniteHessianWarning, NotConvergedWarning
-from ..solvers import DirectSolver
+from ..solvers import DirectSolver, LissaSolver
 
 __all__ = [
     "TorchDirectSolver",
@@ -217,13 +217,12 @@ def largest_eigenvalue(operator, n_iter: int = 30, random_state=None) -> float:
     return value
 
 
-class TorchLissaSolver(_TorchSolver):
+class TorchLissaSolver(_TorchSolver, LissaSolver):
     """LiSSA (Agarwal et al., 2016) as in Koh & Liang, on torch tensors.
 
-    ``h_0 = b``, ``h_j = b + (I - (H_j + damping I) / scale) h_{j-1}`` with ``H_j`` the
-    Hessian on a random mini-batch scaled to the full data; ``h_depth / scale``
-    estimates ``(H + damping I)^-1 b``, averaged over ``repeats`` runs.  The same
-    parameters and defaults as :class:`skinfluence.solvers.LissaSolver`.
+    The same recursion, parameters and defaults as
+    :class:`skinfluence.solvers.LissaSolver` (its code runs on the tensors); only the
+    power iteration and the null-space projection are torch's.
 
     Parameters
     ----------
@@ -237,50 +236,18 @@ class TorchLissaSolver(_TorchSolver):
     random_state : int, RandomState instance or None, default=None
     """
 
-    def __init__(self, damping=0.0, *, depth=1000, repeats=4, scale=None, batch_size=64,
-                 random_state=None):
-        super().__init__(damping)
-        self.depth = depth
-        self.repeats = repeats
-        self.scale = scale
-        self.batch_size = batch_size
-        self.random_state = random_state
+    __init__ = LissaSolver.__init__
+    fit = LissaSolver.fit
 
-    def fit(self, operator) -> "TorchLissaSolver":
-        self.operator_ = operator
-        self.damping_ = self.damping
-        self._null = operator.null_space()
-        if self.scale is None:
-            self.scale_ = 2.0 * (largest_eigenvalue(operator, random_state=0) + self.damping)
-        else:
-            self.scale_ = float(self.scale)
-        self._rng = check_random_state(self.random_state)
-        return self
+    def _top_eigenvalue(self, operator) -> float:
+        return largest_eigenvalue(operator, random_state=0)
 
     def solve(self, B):
         B2, vec = _as_block(B)
         op = self.operator_
         B2 = self._project(B2.to(device=op.device, dtype=op.dtype))
-        n = op.n_samples
-        batch = min(self.batch_size, n)
-        estimate = torch.zeros_like(B2)
-        bound = 1e8 * max(float(B2.abs().max()) if B2.numel() else 0.0, 1e-300) * self.depth
-        for _ in range(self.repeats):
-            h = B2.clone()
-            for _ in range(self.depth):
-                if batch == n:
-                    Hh = op.hessp(h)
-                else:
-                    rows = self._rng.choice(n, size=batch, replace=False)
-                    Hh = op.hessp(h, index=rows, data_scale=n / batch)
-                h = B2 + h - (Hh + self.damping * h) / self.scale_
-            if not bool(torch.isfinite(h).all()) or float(h.abs().max()) > bound:
-                raise FloatingPointError(
-                    f"LiSSA diverged (scale={self.scale_:.3g}, batch_size={batch}): pass a "
-                    "larger `scale` or `batch_size`, or use solver='cg'."
-                )
-            estimate += h / self.scale_
-        estimate = self._project(estimate / self.repeats)
+        estimate = self._recursion(B2, torch.clone, lambda h: float(h.abs().max()))
+        estimate = self._project(estimate)
         return estimate[:, 0] if vec else estimate
 
 
