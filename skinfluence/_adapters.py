@@ -9,7 +9,7 @@ builder up by estimator class; :func:`register_objective` adds one.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils import assert_all_finite, gen_batches
+from sklearn.utils import assert_all_finite
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -20,7 +20,7 @@ from sklearn.utils.validation import (
 
 from ._streaming import is_streamed, release_rows, to_numpy
 from .losses import BinaryLogistic, SoftmaxCrossEntropy
-from .objective import GLMObjective, LinearDesign, rows_per_chunk
+from .objective import GLMObjective, LinearDesign, row_slices, rows_per_chunk
 
 __all__ = ["explain", "register_objective", "logistic_regression_objective"]
 
@@ -101,9 +101,30 @@ def check_features(estimator, X):
     """
     if is_streamed(X):
         return check_streamed_features(estimator, X)
+    _refuse_text_columns(X)
     return validate_data(
         estimator, X, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32]
     )
+
+
+def _refuse_text_columns(X) -> None:
+    """A DataFrame's categorical or string columns get a message that says what to do.
+
+    scikit-learn would fail on the first category that is not a number ("could not
+    convert string to float"), or silently treat numeric category codes as numbers.
+    """
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "columns") or not hasattr(dtypes, "items"):
+        return
+    text = {str(col): str(dtype) for col, dtype in dtypes.items()
+            if str(dtype) in ("category", "str", "string") or str(dtype).startswith("string")}
+    if text:
+        kinds = ", ".join(sorted(set(text.values())))
+        raise ValueError(
+            f"X has non-numeric column(s) {list(text)} ({kinds}); encode them before the "
+            "model, e.g. with a OneHotEncoder in a skinfluence.pipeline.Pipeline, whose "
+            "influence methods take the raw DataFrame."
+        )
 
 
 def check_streamed_features(estimator, X):
@@ -134,7 +155,7 @@ def check_streamed_features(estimator, X):
     if X.dtype.kind == "f":
         n = X.shape[0]
         row_bytes = 2.0 * X.dtype.itemsize * X.shape[1]
-        for sl in gen_batches(n, rows_per_chunk(row_bytes, n)):
+        for sl in row_slices(n, rows_per_chunk(row_bytes, n)):
             assert_all_finite(to_numpy(X[sl]), input_name="X")
             release_rows(X, sl)
     return X

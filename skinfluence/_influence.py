@@ -25,11 +25,10 @@ import warnings
 
 import numpy as np
 from sklearn import config_context, get_config
-from sklearn.utils import gen_batches
 
 from ._parallel import held_bytes, map_chunks, realigned_state
 from .exceptions import NotConvergedWarning
-from .objective import GLMObjective, LinearDesign, outer_gradients, rows_per_chunk
+from .objective import GLMObjective, LinearDesign, outer_gradients, row_slices, rows_per_chunk
 from .solvers import make_solver
 
 __all__ = ["Influence"]
@@ -308,7 +307,12 @@ class Influence:
                 )
             return np.flatnonzero(idx)
         if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-            raise ValueError("train_indices must be a 1-d array of integer row indices.")
+            raise ValueError(
+                "train_indices must be a 1-d array of integer row indices (or a boolean "
+                f"mask), got an array of dtype {idx.dtype} and shape {idx.shape}."
+            )
+        if idx.size == 0:
+            return np.empty(0, dtype=np.intp)
         if idx.size and (idx.min() < -self.n_train or idx.max() >= self.n_train):
             raise ValueError(
                 f"train_indices out of range for {self.n_train} training rows."
@@ -327,7 +331,7 @@ class Influence:
             row_bytes += design.row_nbytes  # the chunk's pages are resident while used
         chunk = min(rows_per_chunk(row_bytes, n_rows, self._working_bytes()), MAX_CHUNK_ROWS)
         return [(out, out if isinstance(rows, slice) else rows[out])
-                for out in gen_batches(n_rows, chunk)]
+                for out in row_slices(n_rows, chunk)]
 
     def _map_rows(self, method: str, rows, row_bytes: float, *args):
         """Yield ``(output slice, self.<method>(index, *args))`` over training-row chunks.
@@ -361,7 +365,7 @@ class Influence:
         budget = self._working_bytes()
         size = int(budget // max(row_bytes * max(self.n_train, 1), 1))
         size = max(1, min(size, MAX_TEST_CHUNK))
-        chunks = list(gen_batches(n_test, size)) or [slice(0, 0)]
+        chunks = row_slices(n_test, size) or [slice(0, 0)]
         out = None
         results = map_chunks(_test_task, self, chunks, method, *args, n_jobs=self.n_jobs)
         for test_sl, part in zip(chunks, results):
@@ -775,7 +779,8 @@ class Influence:
         if isinstance(groups, (list, tuple)) and (
             len(groups) == 0 or not isinstance(groups[0], numbers.Number)
         ):
-            return [np.atleast_1d(self._rows(np.asarray(g, dtype=np.intp))) for g in groups]
+            # each group is checked like train_indices: no silent casts of floats/masks
+            return [self._rows(np.atleast_1d(np.asarray(g))) for g in groups]
         labels = np.asarray(groups)
         if labels.shape != (self.n_train,):
             raise ValueError(

@@ -38,7 +38,12 @@ from ._streaming import (
 )
 from .losses import Loss
 
-__all__ = ["LinearDesign", "GLMObjective", "working_memory_bytes", "rows_per_chunk"]
+__all__ = ["LinearDesign", "GLMObjective", "working_memory_bytes", "rows_per_chunk",
+           "row_slices"]
+
+#: largest chunk of a pass over X: BLAS works best on blocks that stay in cache, and
+#: a temporary the size of working_memory (1 GiB by default) only costs page faults
+PASS_CHUNK_BYTES = 32 * 2**20
 
 
 def working_memory_bytes() -> float:
@@ -50,6 +55,12 @@ def rows_per_chunk(row_bytes: float, n_rows: int, budget: float | None = None) -
     """Rows whose intermediate arrays (``row_bytes`` each) fit the budget, at least one."""
     budget = working_memory_bytes() if budget is None else budget
     return int(max(1, min(max(n_rows, 1), budget // max(row_bytes, 1))))
+
+
+def row_slices(n_rows: int, size: int) -> list[slice]:
+    """Consecutive slices of ``size`` rows covering ``n_rows`` (none for zero rows)."""
+    # scikit-learn's gen_batches refuses n = 0; an empty selection is a valid request
+    return list(gen_batches(n_rows, size)) if n_rows > 0 else []
 
 
 def _csr_rows(X: sp.csr_matrix, index):
@@ -174,16 +185,19 @@ class LinearDesign:
         adds the bytes of the row itself, which are resident while the chunk is used.
         The pages of a memory-mapped chunk are given back after the caller is done.
         """
-        n = self.n_samples
-        extra = self.row_nbytes if self.streamed else 0.0
-        for sl in gen_batches(n, rows_per_chunk(row_bytes + extra, n)):
+        for sl in self.batches(row_bytes):
             yield sl, self._like(self._read(sl))
             self.release(sl)
 
-    def batches(self, row_bytes: int):
-        """Slices of rows whose intermediate arrays (``row_bytes`` per row) fit the budget."""
+    def batches(self, row_bytes: float):
+        """Slices of rows whose intermediate arrays (``row_bytes`` per row) fit the budget.
+
+        A chunk holds at most ``min(working_memory, PASS_CHUNK_BYTES)``.
+        """
+        n = self.n_samples
         extra = self.row_nbytes if self.streamed else 0.0
-        return gen_batches(self.n_samples, rows_per_chunk(row_bytes + extra, self.n_samples))
+        budget = min(working_memory_bytes(), PASS_CHUNK_BYTES)
+        return row_slices(n, rows_per_chunk(row_bytes + extra, n, budget))
 
     def rows(self, index) -> "LinearDesign":
         """The design restricted to some rows.
@@ -520,4 +534,4 @@ class GLMObjective:
 def outer_gradients(residual: np.ndarray, dense_rows: np.ndarray) -> np.ndarray:
     """Per-sample gradients ``r_i (x) x~_i`` flattened output-major, (n, K * p)."""
     n, K = residual.shape
-    return (residual[:, :, None] * dense_rows[:, None, :]).reshape(n, -1)
+    return (residual[:, :, None] * dense_rows[:, None, :]).reshape(n, K * dense_rows.shape[1])

@@ -270,3 +270,29 @@ def test_dask_array_training_rows(problem):
     for name in streamed:
         np.testing.assert_allclose(streamed[name], in_memory[name], rtol=1e-9,
                                    atol=1e-12 * np.abs(in_memory[name]).max(), err_msg=name)
+
+
+def test_passes_over_the_rows_allocate_a_chunk_not_a_copy():
+    """squared_norms used to square the whole X at once (a full copy of the rows)."""
+    import tracemalloc
+
+    from skinfluence.losses import BinaryLogistic
+    from skinfluence.objective import LinearDesign
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200_000, 20))  # 32 MB
+    y = (X[:, 0] > 0).astype(float)
+    weights = rng.random(200_000)
+    with sklearn.config_context(working_memory=1):
+        objective = GLMObjective(BinaryLogistic(), LinearDesign(X), y, np.zeros((1, 21)),
+                                 penalty=1.0)
+        for name, work in [("squared_norms", lambda: objective.design.squared_norms(weights)),
+                           ("gram", lambda: objective.design.gram(weights)),
+                           ("hessian_diagonal", objective.hessian_diagonal),
+                           ("hessp", lambda: objective.hessp(np.ones(21)))]:
+            tracemalloc.start()
+            work()
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            # a few 1 MiB chunks plus per-row vectors (200,000 x 8 bytes each)
+            assert peak < X.nbytes / 4, (name, peak)
