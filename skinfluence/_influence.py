@@ -90,14 +90,6 @@ def _test_task(engine, test_slice, method: str, *args):
     return getattr(engine, method)(test_slice, *args)
 
 
-def _restore_engine(payload: bytes) -> "Influence":
-    import pickle
-
-    engine = Influence.__new__(Influence)
-    engine.__setstate__(pickle.loads(payload))
-    return engine
-
-
 def _check_method(method: str) -> str:
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
@@ -178,17 +170,6 @@ class Influence:
     def __setstate__(self, state):
         self.__dict__.update(realigned_state(state))
         self._lock = threading.RLock()
-
-    def __reduce__(self):
-        # the builders give the objective closures (featurize, encode_target) that the
-        # standard pickle cannot name: cloudpickle (shipped with joblib) pickles them by
-        # value, so pickle.dump / joblib.dump of a fitted engine work too
-        try:
-            import cloudpickle  # a dependency of joblib >= 1.5
-        except ImportError:  # pragma: no cover - older joblib ship it inside
-            from joblib.externals import cloudpickle
-
-        return _restore_engine, (cloudpickle.dumps(self.__getstate__()),)
 
     def __sizeof__(self) -> int:
         # what shipping the engine to a worker costs: joblib's dask backend broadcasts

@@ -29,7 +29,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 __all__ = ["map_chunks", "serial_section", "in_serial_section", "n_workers", "held_bytes",
-           "aligned", "realigned_state"]
+           "aligned", "realigned_state", "portable_state"]
 
 _STATE = threading.local()
 
@@ -167,3 +167,42 @@ def aligned(obj):
 def realigned_state(state: dict) -> dict:
     """A ``__setstate__`` dictionary with every array aligned (see :func:`aligned`)."""
     return {name: aligned(value) for name, value in state.items()}
+
+
+def _is_local_function(value) -> bool:
+    import types
+
+    qualname = getattr(value, "__qualname__", "")
+    return isinstance(value, types.FunctionType) and ("<locals>" in qualname
+                                                      or "<lambda>" in qualname)
+
+
+class _ByValue:
+    """A closure pickled by value: the standard pickle can only name module functions."""
+
+    def __init__(self, func):
+        self.func = func
+
+    def __reduce__(self):
+        try:
+            import cloudpickle  # a dependency of joblib >= 1.5
+        except ImportError:  # pragma: no cover - older joblib ship it inside
+            from joblib.externals import cloudpickle
+        return _loads_by_value, (cloudpickle.dumps(self.func),)
+
+
+def _loads_by_value(payload: bytes):
+    import pickle
+
+    return pickle.loads(payload)
+
+
+def portable_state(state: dict) -> dict:
+    """A ``__getstate__`` dictionary whose closures pickle (by value, with cloudpickle).
+
+    The estimators' builders give objectives closures (``featurize``,
+    ``encode_target``); everything else, arrays above all, keeps the standard protocol
+    (and with it pickle 5's out-of-band buffers, which dask uses to avoid copies).
+    """
+    return {name: _ByValue(value) if _is_local_function(value) else value
+            for name, value in state.items()}

@@ -27,7 +27,7 @@ from scipy.linalg import blas
 from sklearn import get_config
 from sklearn.utils import gen_batches
 
-from ._parallel import held_bytes, realigned_state
+from ._parallel import held_bytes, portable_state, realigned_state
 from ._streaming import (
     FileArrayReference,
     is_dask_array,
@@ -267,7 +267,10 @@ class LinearDesign:
         out = np.zeros((p, p))
         col = np.zeros(d)
         nonneg = bool(np.all(weights >= 0))
-        for sl, part in self.parts(8 * d + 16):
+        # a dense chunk is copied once scaled; a sparse one's products scale with its
+        # non-zeros (counting them as d per row would cut a 10^6-column matrix into
+        # chunks of a few rows)
+        for sl, part in self.parts(4 * self.row_nbytes if self.sparse else 8 * d + 16):
             Xc, wc = part.X, weights[sl]
             if self.sparse:
                 block = (Xc.T @ (sp.diags(wc) @ Xc)).tocoo()
@@ -297,7 +300,7 @@ class LinearDesign:
         """Diagonal of :meth:`gram`, shape (n_params,)."""
         weights = np.asarray(weights, dtype=np.float64)
         diag = np.zeros(self.n_features)
-        for sl, part in self.parts(8 * self.n_features):
+        for sl, part in self.parts(2 * self.row_nbytes if self.sparse else 8 * self.n_features):
             Xc = part.X
             X2 = Xc.multiply(Xc) if self.sparse else np.square(Xc, dtype=np.float64)
             diag += np.asarray(X2.T @ weights[sl]).ravel()
@@ -382,6 +385,9 @@ class GLMObjective:
     # ------------------------------------------------------------------ layout
     def __sizeof__(self) -> int:
         return object.__sizeof__(self) + held_bytes(self.__dict__)
+
+    def __getstate__(self):
+        return portable_state(self.__dict__)
 
     def __setstate__(self, state):
         self.__dict__.update(realigned_state(state))

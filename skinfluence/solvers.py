@@ -238,33 +238,54 @@ class CGSolver(_Solver):
         self.operator_ = operator
         self.damping_ = self.damping
         null = operator.null_space()
-        n_params = operator.n_params
         diag = None
         if self.preconditioner == "jacobi" or null.size:
             diag = np.asarray(operator.hessian_diagonal(), dtype=np.float64) + self.damping
         rho = _null_projector_scale(diag) if null.size else 0.0
+        inv = None
+        if self.preconditioner == "jacobi":
+            if null.size:
+                diag = diag + rho * np.einsum("ij,ij->i", null, null)
+            inv = 1.0 / np.where(diag > 0, diag, 1.0)
+        elif self.preconditioner is not None:
+            raise ValueError(f"Unknown preconditioner {self.preconditioner!r}.")
+        self._null, self._rho, self._inv = null, rho, inv
+        self._build_operators()
+        self.n_iter_ = []
+        return self
+
+    def _build_operators(self) -> None:
+        """scipy's operators for ``H + damping`` and the preconditioner, from plain state."""
+        operator, null, rho, inv = self.operator_, self._null, self._rho, self._inv
+        n_params = operator.n_params
+        damping = self.damping
 
         def matvec(v):
             out = operator.hessp(v.reshape(n_params, -1))
             if null.size:
                 out += rho * null @ (null.T @ v.reshape(n_params, -1))
-            out += self.damping * v.reshape(n_params, -1)
+            out += damping * v.reshape(n_params, -1)
             return out.reshape(v.shape)
 
         self._A = spla.LinearOperator((n_params, n_params), matvec=matvec, matmat=matvec,
                                       dtype=np.float64)
         self._M = None
-        if self.preconditioner == "jacobi":
-            if null.size:
-                diag = diag + rho * np.einsum("ij,ij->i", null, null)
-            inv = 1.0 / np.where(diag > 0, diag, 1.0)
-            self._M = spla.LinearOperator((n_params, n_params),
-                                          matvec=lambda v: inv.reshape(-1, *[1] * (v.ndim - 1)) * v,
-                                          dtype=np.float64)
-        elif self.preconditioner is not None:
-            raise ValueError(f"Unknown preconditioner {self.preconditioner!r}.")
-        self.n_iter_ = []
-        return self
+        if inv is not None:
+            self._M = spla.LinearOperator(
+                (n_params, n_params), matvec=lambda v: inv.reshape(-1, *[1] * (v.ndim - 1)) * v,
+                dtype=np.float64)
+
+    def __getstate__(self):
+        # scipy's operators are closures over this state: rebuilt after unpickling
+        state = dict(self.__dict__)
+        state.pop("_A", None)
+        state.pop("_M", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if hasattr(self, "operator_"):
+            self._build_operators()
 
     def _solve_column(self, b):
         b = np.ascontiguousarray(b, dtype=np.float64)

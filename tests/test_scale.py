@@ -159,11 +159,17 @@ def test_a_dense_factorization_that_cannot_fit_is_refused_up_front(problem, monk
         skinfluence.explain(clf, X, y, solver="woodbury").self_influence()
 
 
-def test_auto_switches_to_cg_when_the_hessian_exceeds_the_budget(problem):
-    clf, X, _, y, X_test, y_test = problem
-    engine = skinfluence.explain(clf, X, y, working_memory=8 * 81 / 2**20 / 2)
-    engine.influence(X_test, y_test)
+def test_auto_switches_to_cg_when_the_hessian_exceeds_the_budget():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 60))
+    y = (X[:, 0] + rng.standard_normal(200) > 0).astype(int)
+    clf = SkLogisticRegression(C=0.1, tol=1e-10, max_iter=1000).fit(X, y)
+    budget = 8 * 61**2 / 2**20 / 2  # half the dense 61 x 61 Hessian
+    engine = skinfluence.explain(clf, X, y, working_memory=budget)
+    cg = engine.influence(X[:3], y[:3])
     assert engine.diagnostics_["solver"] == "cg"
+    direct = skinfluence.explain(clf, X, y).influence(X[:3], y[:3])
+    np.testing.assert_allclose(cg, direct, rtol=1e-6, atol=1e-9 * np.abs(direct).max())
 
 
 def test_peak_memory_grows_with_the_chunk_not_the_file(tmp_path):
