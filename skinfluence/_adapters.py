@@ -9,6 +9,7 @@ builder up by estimator class; :func:`register_objective` adds one.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.utils import assert_all_finite
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -17,8 +18,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._streaming import is_streamed, release_rows, to_numpy
 from .losses import BinaryLogistic, SoftmaxCrossEntropy
-from .objective import GLMObjective, LinearDesign
+from .objective import GLMObjective, LinearDesign, row_slices, rows_per_chunk
 
 __all__ = ["explain", "register_objective", "logistic_regression_objective"]
 
@@ -92,10 +94,71 @@ def explain(estimator, X, y, sample_weight=None, **options):
 # shared validation
 # ---------------------------------------------------------------------------------
 def check_features(estimator, X):
-    """Validate inputs against a fitted estimator (shape, names, finiteness)."""
+    """Validate inputs against a fitted estimator (shape, names, finiteness).
+
+    Memory-mapped files and dask arrays are checked chunk by chunk and returned as
+    they are (see :func:`check_streamed_features`).
+    """
+    if is_streamed(X):
+        return check_streamed_features(estimator, X)
+    _refuse_text_columns(X)
     return validate_data(
         estimator, X, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32]
     )
+
+
+def _refuse_text_columns(X) -> None:
+    """A DataFrame's categorical or string columns get a message that says what to do.
+
+    scikit-learn would fail on the first category that is not a number ("could not
+    convert string to float"), or silently treat numeric category codes as numbers.
+    """
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "columns") or not hasattr(dtypes, "items"):
+        return
+    text = {str(col): str(dtype) for col, dtype in dtypes.items()
+            if str(dtype) in ("category", "str", "string") or str(dtype).startswith("string")}
+    if text:
+        kinds = ", ".join(sorted(set(text.values())))
+        raise ValueError(
+            f"X has non-numeric column(s) {list(text)} ({kinds}); encode them before the "
+            "model, e.g. with a OneHotEncoder in a skinfluence.pipeline.Pipeline, whose "
+            "influence methods take the raw DataFrame."
+        )
+
+
+def check_streamed_features(estimator, X):
+    """Validate a memory-mapped or dask ``X`` without holding it in memory.
+
+    scikit-learn's validation would read the whole array at once (a dask array is
+    computed, every page of a memory-mapped file becomes resident).  Here the shape,
+    dtype and feature names are checked on the first rows with scikit-learn's own
+    checks and messages, and finiteness one chunk at a time, giving each chunk's pages
+    back once it is checked.  ``X`` is returned unconverted: the engine reads it in
+    chunks.
+    """
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array, got {X.ndim}D array instead (shape {X.shape}). Reshape "
+            "your data with array.reshape(-1, 1) for a single feature or "
+            "array.reshape(1, -1) for a single sample."
+        )
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"X has dtype {X.dtype}; a memory-mapped or dask X must hold real numbers "
+            "(it is read in chunks, not converted up front)."
+        )
+    head = to_numpy(X[:2])
+    # scikit-learn's checks of the feature count, names and minimum number of rows
+    validate_data(estimator, head, reset=False, ensure_all_finite=False,
+                  dtype=[np.float64, np.float32])
+    if X.dtype.kind == "f":
+        n = X.shape[0]
+        row_bytes = 2.0 * X.dtype.itemsize * X.shape[1]
+        for sl in row_slices(n, rows_per_chunk(row_bytes, n)):
+            assert_all_finite(to_numpy(X[sl]), input_name="X")
+            release_rows(X, sl)
+    return X
 
 
 def encode_labels(classes: np.ndarray, y) -> np.ndarray:

@@ -17,19 +17,18 @@ Conventions (the same for every estimator, documented in the user guide):
 
 from __future__ import annotations
 
+import functools
 import numbers
+import os
+import threading
 import warnings
-from typing import Iterable
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
-from sklearn import get_config
-from sklearn.utils import check_random_state, gen_batches
-from sklearn.utils._chunking import get_chunk_n_rows
-from threadpoolctl import threadpool_limits
+from sklearn import config_context, get_config
 
+from ._parallel import held_bytes, map_chunks, realigned_state
 from .exceptions import NotConvergedWarning
-from .objective import GLMObjective, LinearDesign, outer_gradients
+from .objective import GLMObjective, LinearDesign, outer_gradients, row_slices, rows_per_chunk
 from .solvers import make_solver
 
 __all__ = ["Influence"]
@@ -38,6 +37,57 @@ _METHODS = ("influence", "newton")
 _KINDS = ("harmful", "helpful", "influential", "self")
 #: results larger than this are refused up front (they would not fit a typical machine)
 MAX_RESULT_BYTES = 8 * 2**30
+#: most training rows in one chunk: the unit of parallel (and distributed) work
+MAX_CHUNK_ROWS = 2**17
+#: most test points in one chunk
+MAX_TEST_CHUNK = 256
+#: a dense factorization needs about this many copies of the matrix at once
+_DENSE_COPIES = 3
+
+
+def available_memory_bytes() -> float | None:
+    """Memory this machine can still give (MemAvailable on Linux), None when unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _within_budget(method):
+    """Run a public method with the engine's ``working_memory`` as sklearn's budget.
+
+    The objective's passes over ``X`` (and tasks on other workers: scikit-learn's
+    joblib helpers carry the configuration along) then use the same chunk budget.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.working_memory is None:
+            return method(self, *args, **kwargs)
+        with config_context(working_memory=self.working_memory):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _row_task(engine, index, method: str, *args):
+    """One chunk of training rows, run wherever joblib puts it."""
+    try:
+        return getattr(engine, method)(index, *args)
+    finally:
+        engine.objective.design.release(index)
+
+
+def _test_task(engine, test_slice, method: str, *args):
+    """One chunk of test points, run wherever joblib puts it."""
+    return getattr(engine, method)(test_slice, *args)
 
 
 def _check_method(method: str) -> str:
@@ -67,9 +117,14 @@ class Influence:
         Passed to the solver (e.g. ``rtol``/``maxiter`` for CG, ``depth``/``repeats``/
         ``scale``/``batch_size`` for LiSSA).
     n_jobs : int, default=None
-        Parallel jobs (joblib, threads preferred) over chunks of test points.
+        Parallel jobs over chunks of training rows or test points (joblib: threads
+        unless a ``joblib.parallel_config``/``parallel_backend`` context selects
+        another backend, e.g. ``"dask"``; None follows that context).  Chunk
+        boundaries never depend on ``n_jobs`` or the backend, so results are the same
+        bit for bit.
     working_memory : float, default=None
-        MiB for intermediate chunks (sklearn's ``working_memory`` when None).
+        MiB for the intermediate arrays of one chunk (scikit-learn's
+        ``working_memory`` when None; see "Scaling out" in the user guide).
     convergence_tol : float, default=1e-3
         Warn when ``max|grad J| / sum(s)`` at the fit exceeds this (the fit is not a
         stationary point, which influence assumes).
@@ -105,6 +160,21 @@ class Influence:
         self.working_memory = working_memory
         self.convergence_tol = convergence_tol
         self.random_state = random_state
+        self._lock = threading.RLock()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(realigned_state(state))
+        self._lock = threading.RLock()
+
+    def __sizeof__(self) -> int:
+        # what shipping the engine to a worker costs: joblib's dask backend broadcasts
+        # arguments it considers large once, instead of pickling them into every task
+        return object.__sizeof__(self) + held_bytes(self.__dict__)
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -133,36 +203,60 @@ class Influence:
             return "direct"
         return "cg"
 
+    def _check_dense_fits(self, name: str) -> None:
+        """Refuse a dense factorization that cannot fit, before any pass over the data."""
+        obj = self.objective
+        if name == "direct":
+            size, what = obj.n_params, "Hessian"
+        elif name == "woodbury":
+            size, what = obj.n_samples, "n_samples x n_samples dual matrix"
+        else:
+            return
+        need = _DENSE_COPIES * 8.0 * size * size
+        available = available_memory_bytes()
+        if available is not None and need > available:
+            raise MemoryError(
+                f"solver={name!r} needs a dense {size} x {size} {what} (about "
+                f"{need / 2**30:.1f} GiB with its factorization) but this machine has "
+                f"{available / 2**30:.1f} GiB available; use solver='cg' (solver='auto' "
+                "picks it) or solver='lissa'."
+            )
+
+    @_within_budget
     def fit(self) -> "Influence":
         """Check the fit and factor (or prepare) the Hessian; called lazily."""
         obj = self.objective
         if not self.damping >= 0:
             raise ValueError(f"damping must be >= 0, got {self.damping!r}.")
-        self._check_stationary()
         name = self._choose_solver()
+        if name not in ("direct", "cg", "lissa", "woodbury"):
+            make_solver(name)  # raises the unknown-solver error before any work
+        self._check_dense_fits(name)
+        diagnostics = self._check_stationary()
         options = dict(self.solver_options or {})
         if name == "lissa":
             options.setdefault("random_state", self.random_state)
         if name == "cg":
             options.setdefault("n_jobs", self.n_jobs)
-        solver = make_solver(name, damping=self.damping * obj.n_samples, **options)
-        self.solver_ = solver.fit(obj)
-        self._leverage_all = None
-        self.diagnostics_.update(
+        solver = make_solver(name, damping=self.damping * obj.n_samples, **options).fit(obj)
+        diagnostics.update(
             solver=name,
-            damping=getattr(self.solver_, "damping_", self.solver_.damping) / obj.n_samples,
+            damping=getattr(solver, "damping_", solver.damping) / obj.n_samples,
             n_params=obj.n_params,
         )
+        self.diagnostics_ = diagnostics
+        self._leverage_all = None
+        self.solver_ = solver  # last: other threads take a set solver_ as "fitted"
         return self
 
-    def _check_stationary(self) -> None:
+    def _check_stationary(self) -> dict:
         obj = self.objective
         grad = obj.gradient()
         null = obj.null_space()
         if null.size:
             grad = grad - null @ (null.T @ grad)
-        norm = float(np.max(np.abs(grad))) / max(float(obj.sample_weight.sum()), 1e-300)
-        self.diagnostics_ = {"gradient_norm": norm}
+        norm = float(np.max(np.abs(grad), initial=0.0)) / max(
+            float(obj.sample_weight.sum()), 1e-300)
         if not np.isfinite(norm):
             raise ValueError("The objective's gradient at the fit is not finite.")
         if norm > self.convergence_tol:
@@ -172,12 +266,15 @@ class Influence:
                 f"{self.convergence_tol:g}. Influence assumes a minimum; refit with a "
                 "smaller `tol` or larger `max_iter`, or add `damping`.",
                 NotConvergedWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
+        return {"gradient_norm": norm}
 
     def _ensure_fitted(self) -> None:
         if not hasattr(self, "solver_"):
-            self.fit()
+            with self._lock:  # two threads asking at once fit once
+                if not hasattr(self, "solver_"):
+                    self.fit()
 
     # ------------------------------------------------------------------ helpers
     def _rows(self, train_indices) -> np.ndarray | slice:
@@ -191,20 +288,43 @@ class Influence:
                 )
             return np.flatnonzero(idx)
         if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-            raise ValueError("train_indices must be a 1-d array of integer row indices.")
+            raise ValueError(
+                "train_indices must be a 1-d array of integer row indices (or a boolean "
+                f"mask), got an array of dtype {idx.dtype} and shape {idx.shape}."
+            )
+        if idx.size == 0:
+            return np.empty(0, dtype=np.intp)
         if idx.size and (idx.min() < -self.n_train or idx.max() >= self.n_train):
             raise ValueError(
                 f"train_indices out of range for {self.n_train} training rows."
             )
         return idx % self.n_train
 
-    def _row_chunks(self, rows, row_bytes: int) -> Iterable[tuple[slice, np.ndarray | slice]]:
-        """(output slice, training-row index) pairs under the working-memory budget."""
+    def _row_chunks(self, rows, row_bytes: float) -> list[tuple[slice, np.ndarray | slice]]:
+        """(output slice, training-row index) pairs under the working-memory budget.
+
+        The boundaries depend only on the rows, ``row_bytes`` and the budget: never on
+        ``n_jobs`` or the backend, so that every run computes the same chunks.
+        """
         n_rows = self.n_train if isinstance(rows, slice) else len(rows)
-        chunk = get_chunk_n_rows(max(int(row_bytes), 1), max_n_rows=max(n_rows, 1),
-                                 working_memory=self._working_bytes() / 2**20)
-        for out in gen_batches(n_rows, chunk):
-            yield out, (out if isinstance(rows, slice) else rows[out])
+        design = self.objective.design
+        if design.streamed:
+            row_bytes += design.row_nbytes  # the chunk's pages are resident while used
+        chunk = min(rows_per_chunk(row_bytes, n_rows, self._working_bytes()), MAX_CHUNK_ROWS)
+        return [(out, out if isinstance(rows, slice) else rows[out])
+                for out in row_slices(n_rows, chunk)]
+
+    def _map_rows(self, method: str, rows, row_bytes: float, *args):
+        """Yield ``(output slice, self.<method>(index, *args))`` over training-row chunks.
+
+        Chunks run through joblib (see :mod:`skinfluence._parallel`): serially, in
+        threads, or on the workers of whatever backend is active.
+        """
+        chunks = self._row_chunks(rows, row_bytes)
+        results = map_chunks(_row_task, self, [idx for _, idx in chunks], method, *args,
+                             n_jobs=self.n_jobs)
+        for (out_sl, _), result in zip(chunks, results):
+            yield out_sl, result
 
     def _test_problem(self, X_test, y_test) -> tuple[LinearDesign, np.ndarray]:
         design = self.objective.featurize(X_test)
@@ -215,25 +335,27 @@ class Influence:
             )
         return design, y_enc
 
-    def _parallel_over_test(self, func, n_test: int, row_bytes: int):
-        """Run ``func(test_slice)`` over test chunks; concatenate along the last axis."""
-        n_jobs = effective_n_jobs(self.n_jobs)
+    def _map_tests(self, method: str, n_test: int, row_bytes: float, *args) -> np.ndarray:
+        """``self.<method>(test_slice, *args)`` over test chunks, joined on the last axis.
+
+        A chunk holds as many test points as keep ``row_bytes`` per (training row, test
+        point) within the budget.  Several chunks run in parallel (each then loops over
+        training rows serially); a single chunk runs here and parallelizes over
+        training-row chunks instead.
+        """
         budget = self._working_bytes()
-        per_chunk = max(1, int(budget // max(row_bytes * self.n_train, 1)))
-        size = min(per_chunk, max(1, -(-n_test // n_jobs)))
-        chunks = list(gen_batches(n_test, max(size, 1))) or [slice(0, 0)]
-        if n_jobs == 1 or len(chunks) == 1:
-            parts = [func(c) for c in chunks]
-        else:
-            import os
+        size = int(budget // max(row_bytes * max(self.n_train, 1), 1))
+        size = max(1, min(size, MAX_TEST_CHUNK))
+        chunks = row_slices(n_test, size) or [slice(0, 0)]
+        out = None
+        results = map_chunks(_test_task, self, chunks, method, *args, n_jobs=self.n_jobs)
+        for test_sl, part in zip(chunks, results):
+            if out is None:
+                out = np.empty(part.shape[:-1] + (n_test,))
+            out[..., test_sl] = part
+        return out
 
-            inner = max(1, (os.cpu_count() or 1) // n_jobs)
-            with threadpool_limits(limits=inner, user_api="blas"):
-                parts = Parallel(n_jobs=n_jobs, prefer="threads")(
-                    delayed(func)(c) for c in chunks
-                )
-        return np.concatenate(parts, axis=-1)
-
+    @_within_budget
     def test_loss(self, X_test, y_test) -> np.ndarray:
         """Per-point loss of the fitted model on test data, shape (n_test,)."""
         design, y_enc = self._test_problem(X_test, y_test)
@@ -245,6 +367,7 @@ class Influence:
         return outer_gradients(resid, design.dense())
 
     # ------------------------------------------------------------------ influence
+    @_within_budget
     def influence_factors(self, X_test, y_test) -> np.ndarray:
         """``H^-1 g_t`` for every test point, shape (n_params, n_test).
 
@@ -256,6 +379,23 @@ class Influence:
         grads = self._test_gradients(design, y_enc)
         return self.solver_.solve(grads.T)
 
+    def _stack_outputs(self, factors: np.ndarray) -> np.ndarray:
+        """(K*p, m) output-major factors as (p, K*m): one product with ``X~`` per chunk."""
+        obj = self.objective
+        K, p = obj.n_outputs, obj.n_params_per_output
+        m = factors.shape[1]
+        return factors.reshape(K, p, m).transpose(1, 0, 2).reshape(p, K * m)
+
+    def _influence_rows(self, idx, stacked: np.ndarray) -> np.ndarray:
+        """``-n s_i g_i^T factors`` for one chunk of training rows, (c, m)."""
+        obj = self.objective
+        K = obj.n_outputs
+        m = stacked.shape[1] // K
+        proj = obj.design.rows(idx).dot(stacked).reshape(-1, K, m)
+        coef = (-obj.n_samples * obj.sample_weight[idx])[:, None] * obj.residual[idx]
+        return np.einsum("ck,ckm->cm", coef, proj)
+
+    @_within_budget
     def influence_from_factors(self, factors: np.ndarray, train_indices=None) -> np.ndarray:
         """``-n s_i g_i^T factors`` for training rows, shape (n_rows, n_test)."""
         obj = self.objective
@@ -265,18 +405,19 @@ class Influence:
                 f"factors must have shape ({obj.n_params}, n_test), got {factors.shape}."
             )
         rows = self._rows(train_indices)
-        K, p = obj.n_outputs, obj.n_params_per_output
-        m = factors.shape[1]
-        stacked = factors.reshape(K, p, m).transpose(1, 0, 2).reshape(p, K * m)
+        K, m = obj.n_outputs, factors.shape[1]
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
         out = np.empty((n_rows, m))
-        scale = -obj.n_samples * obj.sample_weight
-        for out_sl, idx in self._row_chunks(rows, 16 * K * m):
-            proj = obj.design.rows(idx).dot(stacked).reshape(-1, K, m)
-            coef = scale[idx, None] * obj.residual[idx]
-            out[out_sl] = np.einsum("ck,ckm->cm", coef, proj)
+        stacked = self._stack_outputs(factors)
+        for out_sl, block in self._map_rows("_influence_rows", rows, 16 * K * m, stacked):
+            out[out_sl] = block
         return out
 
+    def _influence_tests(self, test_sl, design, y_enc, train_indices) -> np.ndarray:
+        grads = self._test_gradients(design.rows(test_sl), y_enc[test_sl])
+        return self.influence_from_factors(self.solver_.solve(grads.T), train_indices)
+
+    @_within_budget
     def influence(self, X_test, y_test, *, train_indices=None) -> np.ndarray:
         """Koh & Liang's ``I_up,loss(z_i, z_t)`` for every training row and test point.
 
@@ -297,12 +438,8 @@ class Influence:
         design, y_enc = self._test_problem(X_test, y_test)
         self._check_result_size(train_indices, design.n_samples)
         K = self.objective.n_outputs
-
-        def block(test_sl):
-            grads = self._test_gradients(design.rows(test_sl), y_enc[test_sl])
-            return self.influence_from_factors(self.solver_.solve(grads.T), train_indices)
-
-        return self._parallel_over_test(block, design.n_samples, 16 * K)
+        return self._map_tests("_influence_tests", design.n_samples, 16 * K,
+                               design, y_enc, train_indices)
 
     def _check_result_size(self, train_indices, n_test: int, per_entry: int = 1) -> None:
         n_rows = self.n_train if train_indices is None else len(self._rows(train_indices))
@@ -313,6 +450,16 @@ class Influence:
                 f"({size / 2**30:.1f} GiB); pass train_indices or fewer test points."
             )
 
+    def _self_influence_rows(self, idx) -> np.ndarray:
+        obj = self.objective
+        if obj.n_outputs == 1:
+            quad = obj.residual[idx, 0] ** 2 * self._leverage_blocks(idx)[:, 0, 0]
+        else:
+            dense = obj.design.rows(idx).dense()
+            quad = self.solver_.quadratic_forms(outer_gradients(obj.residual[idx], dense).T)
+        return -obj.n_samples * obj.sample_weight[idx] * quad
+
+    @_within_budget
     def self_influence(self, *, train_indices=None) -> np.ndarray:
         """``I_up,loss(z_i, z_i) = -n s_i g_i^T H^-1 g_i`` (non-positive for a convex fit).
 
@@ -324,30 +471,35 @@ class Influence:
         ndarray of shape (n_rows,)
         """
         self._ensure_fitted()
+        self._prepare_leverage()
         obj = self.objective
         rows = self._rows(train_indices)
-        K = obj.n_outputs
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
         out = np.empty(n_rows)
-        for out_sl, idx in self._row_chunks(rows, 8 * obj.n_params * 3):
-            if K == 1:
-                quad = obj.residual[idx, 0] ** 2 * self._leverage_blocks(idx)[:, 0, 0]
-            else:
-                dense = obj.design.rows(idx).dense()
-                quad = self.solver_.quadratic_forms(outer_gradients(obj.residual[idx], dense).T)
-            out[out_sl] = -obj.n_samples * obj.sample_weight[idx] * quad
+        for out_sl, block in self._map_rows("_self_influence_rows", rows, 8 * obj.n_params * 3):
+            out[out_sl] = block
         return out
 
     # ------------------------------------------------------------------ parameters
+    def _prepare_leverage(self) -> None:
+        """Every row's leverage up front when the solver has them all at once.
+
+        A dual solver gets them from one triangular inverse: compute it here, once,
+        rather than in each chunk (or on each worker).
+        """
+        if (self.objective.n_outputs == 1 and hasattr(self.solver_, "leverage")
+                and getattr(self, "_leverage_all", None) is None):
+            with self._lock:
+                if getattr(self, "_leverage_all", None) is None:
+                    self._leverage_all = self.solver_.leverage()
+
     def _leverage_blocks(self, idx) -> np.ndarray:
         """``M_i = U_i^T H^-1 U_i`` of training rows, ``U_i = I_K (x) x~_i``: (c, K, K)."""
         obj = self.objective
         K = obj.n_outputs
         if K == 1:
             if hasattr(self.solver_, "leverage"):
-                # a dual solver gets every row's leverage from one triangular inverse
-                if getattr(self, "_leverage_all", None) is None:
-                    self._leverage_all = self.solver_.leverage()
+                self._prepare_leverage()
                 return self._leverage_all[idx][:, None, None]
             dense = obj.design.rows(idx).dense()
             return self.solver_.quadratic_forms(dense.T)[:, None, None]
@@ -371,6 +523,7 @@ class Influence:
             return rhs / np.where(np.abs(denom) > tiny, denom, tiny)[:, None]
         return np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
 
+    @_within_budget
     def influence_params(self, train_indices=None) -> np.ndarray:
         """Koh & Liang's ``I_up,params(z_i) = -n s_i H^-1 g_i``.
 
@@ -383,6 +536,17 @@ class Influence:
         """
         return -self.objective.n_samples * self.loo_params(train_indices, method="influence")
 
+    def _loo_params_rows(self, idx, method: str) -> np.ndarray:
+        obj = self.objective
+        dense = obj.design.rows(idx).dense()
+        if method == "influence":
+            w = obj.sample_weight[idx, None] * obj.residual[idx]
+        else:
+            w = self._newton_weights(idx)
+        # H^-1 U_i w_i = H^-1 (w_i (x) x~_i): one solve per row
+        return self.solver_.solve(outer_gradients(w, dense).T).T
+
+    @_within_budget
     def loo_params(self, train_indices=None, *, method: str = "influence") -> np.ndarray:
         """Predicted parameter change when each row is removed, (n_rows, n_params).
 
@@ -391,20 +555,15 @@ class Influence:
         """
         self._ensure_fitted()
         _check_method(method)
+        self._prepare_leverage()
         obj = self.objective
         rows = self._rows(train_indices)
         K, P = obj.n_outputs, obj.n_params
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
         self._check_result_size(train_indices, P)
         out = np.empty((n_rows, P))
-        for out_sl, idx in self._row_chunks(rows, 8 * P * (K + 2)):
-            dense = obj.design.rows(idx).dense()
-            if method == "influence":
-                w = obj.sample_weight[idx, None] * obj.residual[idx]
-            else:
-                w = self._newton_weights(idx)
-            # H^-1 U_i w_i = H^-1 (w_i (x) x~_i): one solve per row
-            out[out_sl] = self.solver_.solve(outer_gradients(w, dense).T).T
+        for out_sl, block in self._map_rows("_loo_params_rows", rows, 8 * P * (K + 2), method):
+            out[out_sl] = block
         return out
 
     def params_to_estimator(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -418,6 +577,7 @@ class Influence:
         return params, np.zeros(params.shape[:-1] + (K,))
 
     # ------------------------------------------------------------------ LOO effects
+    @_within_budget
     def loo_effect(self, X_test, y_test, *, method: str = "influence",
                    train_indices=None) -> np.ndarray:
         """Predicted change in each test loss when each training row is removed.
@@ -443,39 +603,52 @@ class Influence:
         if method == "influence":
             return -self.influence(X_test, y_test, train_indices=train_indices) / self.n_train
         self._ensure_fitted()
+        self._prepare_leverage()
         obj = self.objective
         design, y_enc = self._test_problem(X_test, y_test)
         self._check_result_size(train_indices, design.n_samples)
         rows = self._rows(train_indices)
+        K = obj.n_outputs
+        # training-side Newton weights (leverage costs about one self-influence), by
+        # training row so that every chunk finds its own
+        weights = np.zeros((self.n_train, K))
+        for out_sl, block in self._map_rows("_newton_weights", rows,
+                                            8 * obj.n_params * (K + 2)):
+            weights[np.arange(self.n_train)[rows][out_sl]] = block
+        return self._map_tests("_newton_tests", design.n_samples, 8 * K * K * 3,
+                               design, y_enc, rows, weights)
+
+    def _newton_tests(self, test_sl, design, y_enc, rows, weights) -> np.ndarray:
+        """Newton leave-one-out test-loss changes for one chunk of test points."""
+        obj = self.objective
         K, p = obj.n_outputs, obj.n_params_per_output
-        # training-side Newton weights (leverage costs about one self-influence)
+        tdesign = design.rows(test_sl)
+        m = tdesign.n_samples
+        raw_t = obj.raw_predictions(tdesign)
+        y_t = y_enc[test_sl]
+        # T = H^-1 [U_t for each test point]: K columns per point
+        T = self.solver_.solve(_kron_columns(tdesign.dense(), K))
+        stacked = T.reshape(K, p, m * K).transpose(1, 0, 2).reshape(p, K * m * K)
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
-        weights = np.empty((n_rows, K))
-        for out_sl, idx in self._row_chunks(rows, 8 * obj.n_params * (K + 2)):
-            weights[out_sl] = self._newton_weights(idx)
-        loss = obj.loss
+        out = np.empty((n_rows, m))
+        for out_sl, block in self._map_rows("_newton_loss_rows", rows, 8 * K * K * m * 3,
+                                            weights, stacked, raw_t, y_t):
+            out[out_sl] = block
+        return out
 
-        def block(test_sl):
-            tdesign = design.rows(test_sl)
-            m = tdesign.n_samples
-            raw_t = obj.raw_predictions(tdesign)
-            y_t = y_enc[test_sl]
-            # T = H^-1 [U_t for each test point]: K columns per point
-            T = self.solver_.solve(_kron_columns(tdesign.dense(), K))
-            stacked = T.reshape(K, p, m * K).transpose(1, 0, 2).reshape(p, K * m * K)
-            base = loss.value(y_t, raw_t)
-            out = np.empty((n_rows, m))
-            for out_sl, idx in self._row_chunks(rows, 8 * K * K * m * 3):
-                proj = obj.design.rows(idx).dot(stacked).reshape(-1, K, m, K)
-                delta = np.einsum("ck,ckmj->cmj", weights[out_sl], proj)
-                new_raw = raw_t[None, :, :] + delta
-                c = new_raw.shape[0]
-                vals = loss.value(_tile_targets(y_t, c), new_raw.reshape(c * m, K))
-                out[out_sl] = vals.reshape(c, m) - base[None, :]
-            return out
+    def _newton_loss_rows(self, idx, weights, stacked, raw_t, y_t) -> np.ndarray:
+        """Test-loss change when each row of a chunk is removed (one Newton step), (c, m)."""
+        obj = self.objective
+        K = obj.n_outputs
+        m = raw_t.shape[0]
+        proj = obj.design.rows(idx).dot(stacked).reshape(-1, K, m, K)
+        delta = np.einsum("ck,ckmj->cmj", weights[idx], proj)
+        new_raw = raw_t[None, :, :] + delta
+        c = new_raw.shape[0]
+        vals = obj.loss.value(_tile_targets(y_t, c), new_raw.reshape(c * m, K))
+        return vals.reshape(c, m) - obj.loss.value(y_t, raw_t)[None, :]
 
-        return self._parallel_over_test(block, design.n_samples, 8 * K * K * 3)
-
+    @_within_budget
     def self_loo_effect(self, *, method: str = "influence", train_indices=None) -> np.ndarray:
         """Predicted increase of each row's own loss when that row is removed.
 
@@ -492,6 +665,7 @@ class Influence:
         y = obj.y[rows]
         return obj.loss.value(y, raw_loo) - obj.loss.value(y, obj.raw[rows])
 
+    @_within_budget
     def loo_raw_predictions(self, *, train_indices=None) -> np.ndarray:
         """One-step Newton leave-one-out raw predictions of the training rows, (n_rows, K).
 
@@ -499,17 +673,22 @@ class Influence:
         (exact for ridge): the basis of approximate leave-one-out cross-validation.
         """
         self._ensure_fitted()
+        self._prepare_leverage()
         obj = self.objective
         rows = self._rows(train_indices)
         K = obj.n_outputs
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
         out = np.empty((n_rows, K))
-        for out_sl, idx in self._row_chunks(rows, 8 * obj.n_params * (K + 2)):
-            lev = self._leverage_blocks(idx)
-            w = self._newton_weights(idx, leverage=lev)
-            # removing the row moves its own raw prediction by U_i^T H^-1 U_i w_i = M_i w_i
-            out[out_sl] = obj.raw[idx] + np.einsum("ckl,cl->ck", lev, w)
+        for out_sl, block in self._map_rows("_loo_raw_rows", rows, 8 * obj.n_params * (K + 2)):
+            out[out_sl] = block
         return out
+
+    def _loo_raw_rows(self, idx) -> np.ndarray:
+        obj = self.objective
+        lev = self._leverage_blocks(idx)
+        w = self._newton_weights(idx, leverage=lev)
+        # removing the row moves its own raw prediction by U_i^T H^-1 U_i w_i = M_i w_i
+        return obj.raw[idx] + np.einsum("ckl,cl->ck", lev, w)
 
     # ------------------------------------------------------------------ groups & edits
     def _reweight_step(self, dense_rows, y_rows, delta, method) -> np.ndarray:
@@ -542,6 +721,7 @@ class Influence:
         new_raw = raw + design.dot(dtheta.reshape(K, p).T)
         return obj.loss.value(y_enc, new_raw) - obj.loss.value(y_enc, raw)
 
+    @_within_budget
     def group_effect(self, groups, X_test, y_test, *, method: str = "influence") -> np.ndarray:
         """Predicted change in each test loss when a whole group of rows is removed.
 
@@ -580,7 +760,8 @@ class Influence:
         if isinstance(groups, (list, tuple)) and (
             len(groups) == 0 or not isinstance(groups[0], numbers.Number)
         ):
-            return [np.atleast_1d(self._rows(np.asarray(g, dtype=np.intp))) for g in groups]
+            # each group is checked like train_indices: no silent casts of floats/masks
+            return [self._rows(np.atleast_1d(np.asarray(g))) for g in groups]
         labels = np.asarray(groups)
         if labels.shape != (self.n_train,):
             raise ValueError(
@@ -589,6 +770,7 @@ class Influence:
             )
         return [np.flatnonzero(labels == g) for g in np.unique(labels)]
 
+    @_within_budget
     def edit_effect(self, train_indices, X_test, y_test, *, X_new=None, y_new=None,
                     method: str = "influence") -> np.ndarray:
         """Predicted change in each test loss when training rows are edited one at a time.
@@ -648,6 +830,7 @@ class Influence:
         return out
 
     # ------------------------------------------------------------------ perturbation
+    @_within_budget
     def perturbation_influence(self, X_test, y_test, *, train_indices=None,
                                aggregate: str | None = None) -> np.ndarray:
         """Koh & Liang's ``I_pert,loss``: gradient of the test loss in each training row.
@@ -687,15 +870,21 @@ class Influence:
         rows = self._rows(train_indices)
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
         out = np.empty((n_rows, m, d))
+        for out_sl, block in self._map_rows("_perturbation_rows", rows,
+                                            8 * m * (d + 2 * obj.n_outputs) * 2,
+                                            factors, design, y_enc, test_weights):
+            out[out_sl] = block
+        return out[:, 0, :] if aggregate is not None else out
+
+    def _perturbation_rows(self, idx, factors, design, y_enc, test_weights) -> np.ndarray:
+        obj = self.objective
+        block = obj.input_cross_products(factors, idx)
         # objectives whose parametrization moves with the training inputs (exact kernel
         # maps) add the part of H^-1 g_t that lies outside the parametrization's span
         test_term = getattr(obj, "test_input_cross_products", None)
-        for out_sl, idx in self._row_chunks(rows, 8 * m * (d + 2 * obj.n_outputs) * 2):
-            block = obj.input_cross_products(factors, idx)
-            if test_term is not None:
-                block = block + test_term(design, y_enc, idx, test_weights)
-            out[out_sl] = -obj.n_samples * block
-        return out[:, 0, :] if aggregate is not None else out
+        if test_term is not None:
+            block = block + test_term(design, y_enc, idx, test_weights)
+        return -obj.n_samples * block
 
     # ------------------------------------------------------------------ ranking
     def rank_training_points(self, X_test=None, y_test=None, *, kind: str | None = None,

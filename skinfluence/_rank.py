@@ -370,6 +370,17 @@ def _split(X, y, args, spec, numeric, categorical) -> _Problem:
             f"{len(y_te)} held-out rows (need at least {MIN_ROWS} and 1)")
     if spec.task == "classification" and y_tr.nunique() < 2:
         raise RankError("the training part of the split has only one class")
+    if spec.task == "classification":
+        # a class too rare to be stratified can land in the held-out part only: the
+        # model cannot score a loss on a class it never saw
+        unseen = ~y_te.isin(set(y_tr))
+        if unseen.all():
+            raise RankError("no held-out row has a class that occurs in the training part "
+                            "of the split; use a larger --test-size or more rows")
+        if unseen.any():
+            _say("note", f"left out {int(unseen.sum())} held-out row(s) whose class does not "
+                         "occur in the training part of the split")
+            X_te, y_te = X_te[~unseen], y_te[~unseen]
     return _Problem(X_tr, y_tr, X_te, y_te, numeric, categorical)
 
 

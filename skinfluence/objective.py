@@ -24,28 +24,74 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas
+from sklearn import get_config
 from sklearn.utils import gen_batches
 
+from ._parallel import held_bytes, portable_state, realigned_state
+from ._streaming import (
+    FileArrayReference,
+    is_dask_array,
+    is_streamed,
+    picklable_reference,
+    release_rows,
+    to_numpy,
+)
 from .losses import Loss
 
-__all__ = ["LinearDesign", "GLMObjective"]
+__all__ = ["LinearDesign", "GLMObjective", "working_memory_bytes", "rows_per_chunk",
+           "row_slices"]
 
-# rows per chunk in the streaming products over X (bounded memory, good BLAS blocks)
-_CHUNK_BYTES = 32 * 2**20
+#: largest chunk of a pass over X: BLAS works best on blocks that stay in cache, and
+#: a temporary the size of working_memory (1 GiB by default) only costs page faults
+PASS_CHUNK_BYTES = 32 * 2**20
 
 
-def _chunk_rows(n_rows: int, row_bytes: int) -> int:
-    return int(max(1, min(n_rows, _CHUNK_BYTES // max(row_bytes, 1))))
+def working_memory_bytes() -> float:
+    """The chunk budget: scikit-learn's ``working_memory`` (MiB) in bytes."""
+    return float(get_config()["working_memory"]) * 2**20
+
+
+def rows_per_chunk(row_bytes: float, n_rows: int, budget: float | None = None) -> int:
+    """Rows whose intermediate arrays (``row_bytes`` each) fit the budget, at least one."""
+    budget = working_memory_bytes() if budget is None else budget
+    return int(max(1, min(max(n_rows, 1), budget // max(row_bytes, 1))))
+
+
+def row_slices(n_rows: int, size: int) -> list[slice]:
+    """Consecutive slices of ``size`` rows covering ``n_rows`` (none for zero rows)."""
+    # scikit-learn's gen_batches refuses n = 0; an empty selection is a valid request
+    return list(gen_batches(n_rows, size)) if n_rows > 0 else []
+
+
+def _csr_rows(X: sp.csr_matrix, index):
+    """Rows of a CSR matrix; a contiguous slice is a view (no copy of the non-zeros)."""
+    if isinstance(index, slice):
+        start, stop, step = index.indices(X.shape[0])
+        if step == 1:
+            stop = max(stop, start)
+            lo, hi = X.indptr[start], X.indptr[stop]
+            return sp.csr_matrix((X.data[lo:hi], X.indices[lo:hi], X.indptr[start:stop + 1] - lo),
+                                 shape=(stop - start, X.shape[1]), copy=False)
+    return X[index]
 
 
 class LinearDesign:
     """The rows ``x~_i = [x_i, a]`` of a linear model, without copying ``X``.
 
+    Every pass over ``X`` goes through row chunks sized by scikit-learn's
+    ``working_memory``, so intermediate arrays stay within that budget whatever the
+    number of rows.  Memory-mapped files and dask arrays are *streamed*: a chunk is
+    read when it is needed and a memory-mapped chunk's pages are given back once it is
+    processed (see :mod:`skinfluence._streaming`), so a file larger than memory can
+    be explained.
+
     Parameters
     ----------
-    X : ndarray, memmap or scipy sparse matrix of shape (n_samples, n_features)
+    X : ndarray, memmap, dask array or scipy sparse matrix of shape (n_samples, n_features)
         The features.  Dense arrays are used as they are (float32 stays float32);
-        sparse matrices are converted to CSR once.
+        sparse matrices are converted to CSR once; memory-mapped and dask arrays of
+        any numeric dtype are read chunk by chunk (converted to float64 per chunk
+        unless they are float32/float64).
     fit_intercept : bool
         Whether a constant column is appended.
     intercept_scaling : float
@@ -53,16 +99,41 @@ class LinearDesign:
     """
 
     def __init__(self, X, *, fit_intercept: bool = True, intercept_scaling: float = 1.0):
+        streamed = False
         if sp.issparse(X):
             X = sp.csr_matrix(X)
             if X.dtype not in (np.float32, np.float64):
                 X = X.astype(np.float64)
-        elif X.dtype not in (np.float32, np.float64):
+        elif is_streamed(X):
+            if X.ndim != 2 or X.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"A streamed X must be a 2-d numeric array, got shape {X.shape} and "
+                    f"dtype {X.dtype}."
+                )
+            streamed = True
+        elif getattr(X, "dtype", None) not in (np.float32, np.float64):
             X = np.asarray(X, dtype=np.float64)
         self.X = X
+        self.streamed = streamed
         self.fit_intercept = bool(fit_intercept)
         self.intercept_scaling = float(intercept_scaling)
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        # a shared memory-mapped file travels by name: a worker maps it, no data is sent
+        state["X"] = picklable_reference(self.X)
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("X"), FileArrayReference):
+            state = dict(state, X=state["X"].open())
+        self.__dict__.update(realigned_state(state))
+
+    def __sizeof__(self) -> int:
+        return object.__sizeof__(self) + held_bytes(self.__dict__)
+
+    # ------------------------------------------------------------------ layout
     @property
     def sparse(self) -> bool:
         return sp.issparse(self.X)
@@ -79,41 +150,107 @@ class LinearDesign:
     def n_params(self) -> int:
         return self.X.shape[1] + int(self.fit_intercept)
 
+    @property
+    def row_nbytes(self) -> float:
+        """Bytes of one row once read into memory (non-zeros and indices when sparse)."""
+        if self.sparse:
+            return 12.0 * self.X.nnz / max(self.n_samples, 1) + 4.0
+        itemsize = self.X.dtype.itemsize if self.X.dtype.kind == "f" else 8
+        return float(itemsize * self.n_features)
+
+    # ------------------------------------------------------------------ chunks
+    def _read(self, index):
+        """Rows as an in-memory array (CSR, float32 or float64)."""
+        if self.sparse:
+            return _csr_rows(self.X, index)
+        block = to_numpy(self.X[index]) if is_dask_array(self.X) else self.X[index]
+        if block.dtype not in (np.float32, np.float64):
+            block = block.astype(np.float64)
+        return block
+
+    def release(self, index=slice(None)) -> None:
+        """Give back the memory pages of some rows of a memory-mapped ``X``."""
+        if self.streamed and isinstance(self.X, np.ndarray):
+            release_rows(self.X, index)
+
+    def _like(self, X) -> "LinearDesign":
+        """A plain design over other rows, with this one's intercept."""
+        return LinearDesign(X, fit_intercept=self.fit_intercept,
+                            intercept_scaling=self.intercept_scaling)
+
+    def parts(self, row_bytes: float):
+        """``(slice, in-memory LinearDesign)`` over row chunks within the budget.
+
+        ``row_bytes`` are the caller's intermediate bytes per row; a streamed design
+        adds the bytes of the row itself, which are resident while the chunk is used.
+        The pages of a memory-mapped chunk are given back after the caller is done.
+        """
+        for sl in self.batches(row_bytes):
+            yield sl, self._like(self._read(sl))
+            self.release(sl)
+
+    def batches(self, row_bytes: float):
+        """Slices of rows whose intermediate arrays (``row_bytes`` per row) fit the budget.
+
+        A chunk holds at most ``min(working_memory, PASS_CHUNK_BYTES)``.
+        """
+        n = self.n_samples
+        extra = self.row_nbytes if self.streamed else 0.0
+        budget = min(working_memory_bytes(), PASS_CHUNK_BYTES)
+        return row_slices(n, rows_per_chunk(row_bytes + extra, n, budget))
+
     def rows(self, index) -> "LinearDesign":
-        """The design restricted to some rows (a slice is a view for dense X)."""
+        """The design restricted to some rows.
+
+        A slice is a view (of the file, for a memory-mapped ``X``: still streamed);
+        other indices copy the rows into memory.
+        """
         if isinstance(index, slice) and index.indices(self.n_samples) == (0, self.n_samples, 1):
             return self  # sparse row slicing copies: never copy the whole matrix
-        return LinearDesign(
-            self.X[index], fit_intercept=self.fit_intercept,
-            intercept_scaling=self.intercept_scaling,
-        )
-
-    def batches(self, row_bytes: int):
-        """Slices of rows such that ``row_bytes`` per row stays under the chunk budget."""
-        return gen_batches(self.n_samples, _chunk_rows(self.n_samples, row_bytes))
+        if self.streamed and not isinstance(index, slice):
+            block = self._read(index)
+            self.release(index)
+            return self._like(block)
+        X = _csr_rows(self.X, index) if self.sparse else self.X[index]
+        return self._like(X)
 
     def dense(self) -> np.ndarray:
         """``X~`` as a dense float64 array (use on chunks only)."""
-        X = self.X.toarray() if self.sparse else np.asarray(self.X)
+        X = self._read(slice(None)) if self.streamed else self.X
+        X = X.toarray() if sp.issparse(X) else np.asarray(X)
         X = X.astype(np.float64, copy=False)
         if self.fit_intercept:
             X = np.hstack([X, np.full((X.shape[0], 1), self.intercept_scaling)])
+        self.release()
         return X
 
-    def dot(self, V: np.ndarray) -> np.ndarray:
-        """``X~ @ V`` for ``V`` of shape (n_params, m)."""
+    # ------------------------------------------------------------------ products
+    def _dot_block(self, V: np.ndarray) -> np.ndarray:
         d = self.n_features
-        V = np.asarray(V)
         Vw = V[:d].astype(self.X.dtype, copy=False)
         out = np.asarray(self.X @ Vw, dtype=np.float64)
         if self.fit_intercept:
             out += self.intercept_scaling * V[d]
         return out
 
+    def _tdot_block(self, Q: np.ndarray) -> np.ndarray:
+        return np.asarray(self.X.T @ Q.astype(self.X.dtype, copy=False), dtype=np.float64)
+
+    def dot(self, V: np.ndarray) -> np.ndarray:
+        """``X~ @ V`` for ``V`` of shape (n_params, m)."""
+        V = np.asarray(V)
+        V2 = V[:, None] if V.ndim == 1 else V
+        out = np.empty((self.n_samples, V2.shape[1]))
+        for sl, part in self.parts(16 * V2.shape[1]):
+            out[sl] = part._dot_block(V2)
+        return out[:, 0] if V.ndim == 1 else out
+
     def tdot(self, Q: np.ndarray) -> np.ndarray:
         """``X~.T @ Q`` for ``Q`` of shape (n_samples, m)."""
         Q = np.asarray(Q)
-        top = np.asarray(self.X.T @ Q.astype(self.X.dtype, copy=False), dtype=np.float64)
+        top = np.zeros((self.n_features, Q.shape[1]))
+        for sl, part in self.parts(8 * Q.shape[1]):
+            top += part._tdot_block(Q[sl])
         if not self.fit_intercept:
             return top
         return np.vstack([top, self.intercept_scaling * Q.sum(axis=0, keepdims=True)])
@@ -128,28 +265,31 @@ class LinearDesign:
         weights = np.asarray(weights, dtype=np.float64)
         d, p = self.n_features, self.n_params
         out = np.zeros((p, p))
-        if self.sparse:
-            weighted = sp.diags(weights) @ self.X
-            out[:d, :d] = (self.X.T @ weighted).toarray()
-            col = np.asarray(weighted.sum(axis=0)).ravel()
-        else:
-            col = np.zeros(d)
-            nonneg = bool(np.all(weights >= 0))
-            syrk = blas.dsyrk if self.X.dtype == np.float64 else blas.ssyrk
-            for sl in self.batches(8 * d):
-                Xc = np.asarray(self.X[sl])
-                wc = weights[sl]
-                if nonneg:
-                    # Fortran view of the scaled chunk: syrk computes A @ A.T = Xc.T @ Xc
-                    scaled = (Xc * np.sqrt(wc).astype(Xc.dtype)[:, None]).T
-                    block = syrk(1.0, scaled, trans=0, lower=1)
-                    out[:d, :d] += block
-                else:
-                    out[:d, :d] += Xc.T @ (Xc * wc.astype(Xc.dtype)[:, None])
-                col += wc @ Xc
+        col = np.zeros(d)
+        nonneg = bool(np.all(weights >= 0))
+        # a dense chunk is copied once scaled; a sparse one's products scale with its
+        # non-zeros (counting them as d per row would cut a 10^6-column matrix into
+        # chunks of a few rows)
+        for sl, part in self.parts(4 * self.row_nbytes if self.sparse else 8 * d + 16):
+            Xc, wc = part.X, weights[sl]
+            if self.sparse:
+                block = (Xc.T @ (sp.diags(wc) @ Xc)).tocoo()
+                block.sum_duplicates()
+                out[block.row, block.col] += block.data
+                col += np.asarray(Xc.T @ wc).ravel()
+                continue
+            Xc = np.asarray(Xc)
             if nonneg:
-                # syrk filled the lower triangle only
-                out[:d, :d] = np.tril(out[:d, :d]) + np.tril(out[:d, :d], -1).T
+                syrk = blas.dsyrk if Xc.dtype == np.float64 else blas.ssyrk
+                # Fortran view of the scaled chunk: syrk computes A @ A.T = Xc.T @ Xc
+                scaled = (Xc * np.sqrt(wc).astype(Xc.dtype)[:, None]).T
+                out[:d, :d] += syrk(1.0, scaled, trans=0, lower=1)
+            else:
+                out[:d, :d] += Xc.T @ (Xc * wc.astype(Xc.dtype)[:, None])
+            col += wc @ Xc
+        if nonneg and not self.sparse:
+            # syrk filled the lower triangle only
+            out[:d, :d] = np.tril(out[:d, :d]) + np.tril(out[:d, :d], -1).T
         if self.fit_intercept:
             a = self.intercept_scaling
             out[:d, d] = out[d, :d] = a * col
@@ -159,8 +299,11 @@ class LinearDesign:
     def squared_norms(self, weights: np.ndarray) -> np.ndarray:
         """Diagonal of :meth:`gram`, shape (n_params,)."""
         weights = np.asarray(weights, dtype=np.float64)
-        X2 = self.X.multiply(self.X) if self.sparse else np.square(self.X, dtype=np.float64)
-        diag = np.asarray(X2.T @ weights).ravel()
+        diag = np.zeros(self.n_features)
+        for sl, part in self.parts(2 * self.row_nbytes if self.sparse else 8 * self.n_features):
+            Xc = part.X
+            X2 = Xc.multiply(Xc) if self.sparse else np.square(Xc, dtype=np.float64)
+            diag += np.asarray(X2.T @ weights[sl]).ravel()
         if self.fit_intercept:
             diag = np.append(diag, self.intercept_scaling**2 * weights.sum())
         return diag
@@ -240,6 +383,15 @@ class GLMObjective:
         self.curvature = loss.hessian(self.y, self.raw)
 
     # ------------------------------------------------------------------ layout
+    def __sizeof__(self) -> int:
+        return object.__sizeof__(self) + held_bytes(self.__dict__)
+
+    def __getstate__(self):
+        return portable_state(self.__dict__)
+
+    def __setstate__(self, state):
+        self.__dict__.update(realigned_state(state))
+
     @property
     def n_samples(self) -> int:
         return self.design.n_samples
@@ -334,10 +486,10 @@ class GLMObjective:
         # one pass over X per chunk: raw-prediction directions for all outputs at once
         stacked = V3.transpose(1, 0, 2).reshape(p, K * m)
         out = np.zeros((p, K * m))
-        for sl in design.batches(8 * K * m * 3):
-            dirs = design.rows(sl).dot(stacked).reshape(-1, K, m)
+        for sl, part in design.parts(8 * K * m * 3):
+            dirs = part.dot(stacked).reshape(-1, K, m)
             q = np.einsum("nkl,nlm->nkm", curv[sl] * sw[sl, None, None], dirs)
-            out += design.rows(sl).tdot(q.reshape(-1, K * m))
+            out += part.tdot(q.reshape(-1, K * m))
         result = data_scale * out.reshape(p, K, m).transpose(1, 0, 2).reshape(K * p, m)
         result += np.tile(self.penalty, K)[:, None] * V2
         return result[:, 0] if vec else result
@@ -388,4 +540,4 @@ class GLMObjective:
 def outer_gradients(residual: np.ndarray, dense_rows: np.ndarray) -> np.ndarray:
     """Per-sample gradients ``r_i (x) x~_i`` flattened output-major, (n, K * p)."""
     n, K = residual.shape
-    return (residual[:, :, None] * dense_rows[:, None, :]).reshape(n, -1)
+    return (residual[:, :, None] * dense_rows[:, None, :]).reshape(n, K * dense_rows.shape[1])

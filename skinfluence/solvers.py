@@ -26,9 +26,9 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg as spla
 from scipy.linalg import blas
-from joblib import Parallel, delayed
 from sklearn.utils import check_random_state
 
+from ._parallel import held_bytes, map_chunks, realigned_state
 from .exceptions import IndefiniteHessianWarning, NotConvergedWarning
 
 __all__ = [
@@ -57,6 +57,13 @@ class _Solver:
 
     def fit(self, operator) -> "_Solver":
         raise NotImplementedError
+
+    def __sizeof__(self) -> int:
+        # lets joblib's dask backend broadcast a fitted solver instead of re-sending it
+        return object.__sizeof__(self) + held_bytes(self.__dict__)
+
+    def __setstate__(self, state):
+        self.__dict__.update(realigned_state(state))
 
     def solve(self, B: np.ndarray) -> np.ndarray:
         """``(H + damping I)^-1 B`` for ``B`` of shape (n_params, m) or (n_params,)."""
@@ -203,7 +210,8 @@ class CGSolver(_Solver):
 
     ``H`` is never formed: each iteration costs one Hessian-vector product, i.e. two
     passes over ``X``.  Columns of a block are solved independently, in parallel with
-    ``n_jobs`` (threads: the products release the GIL).
+    ``n_jobs`` (threads: the products release the GIL; or the workers of an active
+    joblib backend), each with the same arithmetic as a serial solve.
 
     Parameters
     ----------
@@ -230,36 +238,57 @@ class CGSolver(_Solver):
         self.operator_ = operator
         self.damping_ = self.damping
         null = operator.null_space()
-        n_params = operator.n_params
         diag = None
         if self.preconditioner == "jacobi" or null.size:
             diag = np.asarray(operator.hessian_diagonal(), dtype=np.float64) + self.damping
         rho = _null_projector_scale(diag) if null.size else 0.0
+        inv = None
+        if self.preconditioner == "jacobi":
+            if null.size:
+                diag = diag + rho * np.einsum("ij,ij->i", null, null)
+            inv = 1.0 / np.where(diag > 0, diag, 1.0)
+        elif self.preconditioner is not None:
+            raise ValueError(f"Unknown preconditioner {self.preconditioner!r}.")
+        self._null, self._rho, self._inv = null, rho, inv
+        self._build_operators()
+        self.n_iter_ = []
+        return self
+
+    def _build_operators(self) -> None:
+        """scipy's operators for ``H + damping`` and the preconditioner, from plain state."""
+        operator, null, rho, inv = self.operator_, self._null, self._rho, self._inv
+        n_params = operator.n_params
+        damping = self.damping
 
         def matvec(v):
             out = operator.hessp(v.reshape(n_params, -1))
             if null.size:
                 out += rho * null @ (null.T @ v.reshape(n_params, -1))
-            out += self.damping * v.reshape(n_params, -1)
+            out += damping * v.reshape(n_params, -1)
             return out.reshape(v.shape)
 
         self._A = spla.LinearOperator((n_params, n_params), matvec=matvec, matmat=matvec,
                                       dtype=np.float64)
         self._M = None
-        if self.preconditioner == "jacobi":
-            if null.size:
-                diag = diag + rho * np.einsum("ij,ij->i", null, null)
-            inv = 1.0 / np.where(diag > 0, diag, 1.0)
-            self._M = spla.LinearOperator((n_params, n_params),
-                                          matvec=lambda v: inv.reshape(-1, *[1] * (v.ndim - 1)) * v,
-                                          dtype=np.float64)
-        elif self.preconditioner is not None:
-            raise ValueError(f"Unknown preconditioner {self.preconditioner!r}.")
-        self.n_iter_ = []
-        return self
+        if inv is not None:
+            self._M = spla.LinearOperator(
+                (n_params, n_params), matvec=lambda v: inv.reshape(-1, *[1] * (v.ndim - 1)) * v,
+                dtype=np.float64)
+
+    def __getstate__(self):
+        # scipy's operators are closures over this state: rebuilt after unpickling
+        state = dict(self.__dict__)
+        state.pop("_A", None)
+        state.pop("_M", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if hasattr(self, "operator_"):
+            self._build_operators()
 
     def _solve_column(self, b):
-        b = np.ascontiguousarray(b)
+        b = np.ascontiguousarray(b, dtype=np.float64)
         if not np.any(b):
             return np.zeros_like(b), 0, 0
         count = [0]
@@ -275,12 +304,8 @@ class CGSolver(_Solver):
         B = np.asarray(B, dtype=np.float64)
         vec = B.ndim == 1
         B2 = B[:, None] if vec else B
-        if self.n_jobs in (None, 1) or B2.shape[1] == 1:
-            results = [self._solve_column(B2[:, j]) for j in range(B2.shape[1])]
-        else:
-            results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                delayed(self._solve_column)(B2[:, j]) for j in range(B2.shape[1])
-            )
+        results = list(map_chunks(_cg_column, self, [B2[:, j] for j in range(B2.shape[1])],
+                                  n_jobs=self.n_jobs))
         X = np.column_stack([r[0] for r in results]) if results else np.zeros_like(B2)
         failed = [j for j, r in enumerate(results) if r[1] != 0]
         self.n_iter_ = [r[2] for r in results]
@@ -293,6 +318,10 @@ class CGSolver(_Solver):
                 stacklevel=3,
             )
         return X[:, 0] if vec else X
+
+
+def _cg_column(solver: CGSolver, b: np.ndarray):
+    return solver._solve_column(b)
 
 
 class LissaSolver(_Solver):
@@ -336,7 +365,8 @@ class LissaSolver(_Solver):
             self.scale_ = 2.0 * (self._top_eigenvalue(operator) + self.damping)
         else:
             self.scale_ = float(self.scale)
-        self._rng = check_random_state(self.random_state)
+        # one seed for every solve: results independent of call order and chunking
+        self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         return self
 
     def _top_eigenvalue(self, operator) -> float:
@@ -361,13 +391,16 @@ class LissaSolver(_Solver):
         batch = min(self.batch_size, n)
         bound = 1e6 * max(max_abs(B2) if B2.shape[1] else 0.0, 1e-300) * self.depth
         estimate = 0.0 * B2
+        # the same mini-batches for every call (seed_ is fixed at fit): a column's result
+        # does not depend on the columns solved with it, nor on call order or threads
+        rng = np.random.RandomState(self.seed_)
         for _ in range(self.repeats):
             h = copy(B2)
             for step in range(self.depth):
                 if batch == n:
                     Hh = op.hessp(h)
                 else:
-                    rows = self._rng.choice(n, size=batch, replace=False)
+                    rows = rng.choice(n, size=batch, replace=False)
                     Hh = op.hessp(h, index=rows, data_scale=n / batch)
                 h = B2 + h - (Hh + self.damping * h) / self.scale_
                 if step % 16 == 15 or step == self.depth - 1:

@@ -7,7 +7,10 @@ loss with :meth:`~skinfluence.Influence.loo_effect`.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.utils import Bunch, _safe_indexing
@@ -104,13 +107,25 @@ def loo_retrain(estimator, X, y, train_indices, X_test=None, y_test=None, *,
     """
     check_is_fitted(estimator)
     refit_params = dict(refit_params or {})
-    sets = [np.atleast_1d(np.asarray(g, dtype=np.intp)) for g in train_indices] if groups \
-        else [np.array([i], dtype=np.intp) for i in np.asarray(train_indices).ravel()]
+    if sp.issparse(X) and X.format not in ("csr", "csc"):
+        X = X.tocsr()  # COO and friends cannot be indexed by rows
     base = explain(estimator, X, y, sample_weight, convergence_tol=np.inf)
+    # the engine's own checks: integer rows in range (or boolean masks), never a cast
+    if groups:
+        sets = base._group_indices(list(train_indices))
+    else:
+        sets = [np.array([i], dtype=np.intp) for i in base._rows(train_indices)]
+    for rows in sets:
+        if len(np.unique(rows)) >= base.n_train:
+            raise ValueError(
+                f"Removing rows {rows.tolist()[:5]} leaves no training rows to refit on "
+                f"(the data has {base.n_train})."
+            )
     base_test = None if X_test is None else base.test_loss(X_test, y_test)
+    light = _without_training_data(estimator)
     results = Parallel(n_jobs=n_jobs)(
         delayed(_retrain_one)(
-            estimator, X, y, sample_weight, rows, X_test, y_test, refit_params, warm_start,
+            light, X, y, sample_weight, rows, X_test, y_test, refit_params, warm_start,
             base_test,
             base.test_loss(_safe_indexing(X, rows), _safe_indexing(y, rows)),
             {"convergence_tol": np.inf},
@@ -121,12 +136,29 @@ def loo_retrain(estimator, X, y, train_indices, X_test=None, y_test=None, *,
     intercept = np.asarray(getattr(estimator, "intercept_", 0.0), dtype=np.float64)
     out = Bunch(
         own_loss_change=[r["own"] for r in results],
-        coef_change=None if coef is None else np.array([r["coef"] - coef for r in results]),
-        intercept_change=np.array([r["intercept"] - intercept for r in results]),
+        coef_change=None if coef is None else np.array(
+            [r["coef"] - coef for r in results]).reshape((len(sets),) + coef.shape),
+        intercept_change=np.array([r["intercept"] - intercept for r in results]).reshape(
+            (len(sets),) + intercept.shape),
     )
     if X_test is not None:
-        out.loss_change = np.array([r["test"] for r in results]).reshape(len(sets), -1)
+        out.loss_change = np.array([r["test"] for r in results]).reshape(
+            len(sets), len(base_test))
     return out
+
+
+def _without_training_data(estimator):
+    """A shallow copy without skinfluence's reference to the training data.
+
+    Each refit task receives the estimator; the rows already travel as ``X`` (which
+    a distributed backend broadcasts once), so they need not travel again inside it.
+    """
+    if not hasattr(estimator, "_influence_data"):
+        return estimator
+    light = copy.copy(estimator)
+    light.__dict__.pop("_influence_data", None)
+    light.__dict__.pop("_influence_engines", None)
+    return light
 
 
 def pearson_r(predicted, actual) -> float:

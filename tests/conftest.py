@@ -45,3 +45,14 @@ def shared_data(*parts) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found at {path}")
     return path
+
+
+# property-based tests (tests/test_properties.py, tests/test_bad_input.py): the same
+# examples on every run unless HYPOTHESIS_PROFILE=explore draws new ones
+import os  # noqa: E402
+
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("default", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn import linear_model as _sk
-from sklearn.utils import gen_batches
+from sklearn.utils import assert_all_finite, gen_batches
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._adapters import check_features, register_objective
@@ -40,6 +40,8 @@ def _single_alpha(alpha, name: str) -> float:
 def regression_targets(y, n_samples: int, n_outputs: int) -> np.ndarray:
     """Targets as float, (n,) for one output or (n, n_outputs); clear shape errors."""
     y = np.asarray(y, dtype=np.float64)
+    # a NaN target would silently turn every influence value into NaN
+    assert_all_finite(y, input_name="y")
     if y.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} rows but y has {y.shape[0]}.")
     flat = y.reshape(n_samples, -1)
