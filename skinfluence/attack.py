@@ -20,11 +20,12 @@ import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from ._explained import influence_engine, own_losses, refit_like
+from ._explained import _is_pipeline, influence_engine, own_losses, refit_like
 
 __all__ = ["training_set_attack", "AttackResult", "project_rows"]
 
@@ -243,6 +244,12 @@ def training_set_attack(estimator, X, y, X_target, y_target, *, train_indices=No
     True
     """
     _check_options(step_size, n_steps, n_rows, epsilon, grid, bounds)
+    if sp.issparse(X):
+        raise ValueError("training_set_attack needs dense X (it edits rows in place).")
+    if _is_pipeline(estimator) and not hasattr(estimator, "perturbation_influence"):
+        raise TypeError(
+            "A scikit-learn Pipeline cannot map perturbation gradients back to its input "
+            "features; build it with skinfluence.pipeline.make_pipeline instead.")
     X = np.array(X, dtype=np.float64)  # a private copy: the attack edits it
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-d array, got shape {X.shape}.")

@@ -141,3 +141,30 @@ def test_bad_target_shapes_are_refused(threes_and_eights, fitted):
         training_set_attack(fitted, X, y, Xt[:1, :10], yt[:1])
     with pytest.raises(ValueError, match="y_target"):
         training_set_attack(fitted, X, y, Xt[:2], yt[:1])
+
+
+def test_inputs_it_cannot_attack_are_refused(threes_and_eights, fitted):
+    import scipy.sparse as sp
+    from sklearn.pipeline import make_pipeline as sk_make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, Xt, yt = threes_and_eights
+    with pytest.raises(ValueError, match="dense"):
+        training_set_attack(fitted, sp.csr_matrix(X), y, Xt[:1], yt[:1])
+    plain = sk_make_pipeline(StandardScaler(), LogisticRegression(**FIT)).fit(X, y)
+    with pytest.raises(TypeError, match="skinfluence.pipeline"):
+        training_set_attack(plain, X, y, Xt[:1], yt[:1])
+
+
+def test_a_skinfluence_pipeline_is_attacked_in_raw_units(threes_and_eights):
+    from sklearn.preprocessing import StandardScaler
+
+    from skinfluence.pipeline import make_pipeline
+
+    X, y, Xt, yt = threes_and_eights
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(**FIT)).fit(X, y)
+    result = training_set_attack(pipe, X, y, Xt[:1], yt[:1], train_indices=[3], n_steps=2,
+                                 bounds=(0, 16), grid=1.0)
+    assert result.target_loss[-1] > result.target_loss[0]
+    # steps are whole intensity levels of the raw image, not standardized units
+    np.testing.assert_array_equal(result.perturbation, np.round(result.perturbation))
