@@ -1,6 +1,6 @@
 """
 Fixing mislabeled spam (Enron1) by checking the most self-influential emails first
-================================================================================
+==================================================================================
 
 Koh & Liang (2017, Section 5.4, Fig. 6) flip the labels of 10% of the Enron1 training
 emails, then simulate a person who checks a fraction of the training set and corrects
@@ -41,7 +41,7 @@ print(f"train {X_train.shape}, test {X_test.shape}, spam share {y_train.mean():.
 # fixed labels.  ``tol=1e-8``: influence assumes the fit is at the optimum.
 model = LogisticRegression(C=1.0, tol=1e-8, max_iter=5000)
 result = simulate_label_fixing(model, X_train, y_train, X_test, y_test,
-                               flip_fraction=0.1, fractions=[0, 0.05, 0.1, 0.2, 0.3],
+                               flip_fraction=0.1, fractions=[0, 0.05, 0.1, 0.2],
                                rankings=["influence", "train loss", "random"],
                                n_repeats=2, random_state=0)
 

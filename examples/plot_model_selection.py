@@ -1,6 +1,6 @@
 """
 Tuning C with influence: scorers in a grid search, and leave-one-out at one fit each
-===================================================================================
+====================================================================================
 
 Two ways influence helps choose a regularization strength:
 

@@ -1,6 +1,6 @@
 """
 Training-set attacks on digits: flipping test predictions by editing one training image
-======================================================================================
+=======================================================================================
 
 Koh & Liang (2017, Section 5.2, Fig. 5) use ``I_pert,loss``, the gradient of a test
 loss with respect to the pixels of a training image, to craft training-set attacks: move
