@@ -3,9 +3,11 @@
 Part 1, the same runs as ``tests/test_paper_enron.py``: flip 10% of the Enron1 training
 labels (a new set per seed), check the top 5/10/20% of the rows by each ranking, fix the
 flips found, retrain; print the share of flips found and the test accuracy, mean +- std
-over seeds.  Rankings: self-influence (skinfluence), own training loss, random, and
-cleanlab's ``find_label_issues`` on 5-fold out-of-sample probabilities (its flagged rows
-first, worst first, then the remaining rows by its label-quality score).  cleanlab is a
+over seeds.  Rankings: self-influence (the paper's), the loss at each row's one-step
+Newton leave-one-out prediction (skinfluence's ``"loo loss"``: out-of-sample from one
+fit), own training loss, random, and cleanlab's ``find_label_issues`` on 5-fold
+out-of-sample probabilities (its flagged rows first, worst first, then the remaining rows
+by its label-quality score).  cleanlab is a
 benchmark-only dependency; run this file from a separate environment that has it, with
 skinfluence on PYTHONPATH::
 
@@ -65,7 +67,8 @@ def cleanlab_ranking(C: float):
 
 def label_fixing_table(args, data) -> None:
     X_train, y_train, X_test, y_test, _ = data
-    rankings = {"influence": "influence", "train loss": "train loss", "random": "random"}
+    rankings = {"influence": "influence", "loo loss": "loo loss", "train loss": "train loss",
+                "random": "random"}
     cleanlab = cleanlab_ranking(args.C)
     if cleanlab is None:
         print("cleanlab is not installed here: its column is left out")

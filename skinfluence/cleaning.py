@@ -66,6 +66,15 @@ def _rank_self_influence(model, X, y, rng) -> np.ndarray:
     return np.argsort(-engine.self_loo_effect(), kind="stable")
 
 
+def _rank_loo_loss(model, X, y, rng) -> np.ndarray:
+    # each row's loss under the model refitted without it (one exact Newton step): an
+    # out-of-sample view of its label from a single fit
+    engine, _ = influence_engine(model, X, y)
+    objective = engine.objective
+    losses = objective.loss.value(objective.y, engine.loo_raw_predictions())
+    return np.argsort(-losses, kind="stable")
+
+
 def _rank_train_loss(model, X, y, rng) -> np.ndarray:
     return np.argsort(-own_losses(model, X, y, X, y), kind="stable")
 
@@ -77,6 +86,7 @@ def _rank_random(model, X, y, rng) -> np.ndarray:
 #: built-in rankings: ``ranking(fitted_model, X, y_noisy, rng) -> order of rows to check``
 RANKINGS: dict[str, Callable] = {
     "influence": _rank_self_influence,
+    "loo loss": _rank_loo_loss,
     "train loss": _rank_train_loss,
     "random": _rank_random,
 }
@@ -182,8 +192,10 @@ def simulate_label_fixing(estimator, X_train, y_train, X_test, y_test, *,
     fractions : array-like of float, default=(0, 0.05, ..., 0.3)
         Shares of the training rows checked.
     rankings : sequence of str or dict of str -> str or callable
-        ``"influence"`` (self-influence, largest magnitude first), ``"train loss"``
-        (highest loss under the model's own loss first), ``"random"``; or callables
+        ``"influence"`` (self-influence, largest magnitude first: the paper's),
+        ``"loo loss"`` (highest loss at the row's one-step Newton leave-one-out
+        prediction first), ``"train loss"`` (highest loss under the model's own loss
+        first), ``"random"``; or callables
         ``ranking(fitted_model, X_train, y_noisy, rng)`` returning every row position in
         checking order (e.g. another library's label-issue ranking).
     n_repeats : int, default=1

@@ -65,6 +65,28 @@ def test_simulation_on_real_data_matches_a_hand_count(cancer_split):
         assert result.found["influence"][0, j] == np.isin(order[:k], flipped).sum() / 40
 
 
+def test_loo_loss_ranking_is_the_approximate_leave_one_out_loss(cancer_split):
+    from skinfluence.cleaning import RANKINGS
+    from skinfluence.metrics import approximate_loo_losses
+
+    X, y, _, _ = cancer_split
+    y_noisy, _ = flip_labels(y, 0.1, random_state=3)
+    model = make_pipeline(StandardScaler(), LogisticRegression(**FIT)).fit(X, y_noisy)
+    order = RANKINGS["loo loss"](model, X, y_noisy, np.random.RandomState(0))
+    losses = approximate_loo_losses(model)
+    np.testing.assert_array_equal(order, np.argsort(-losses, kind="stable"))
+    # and it is the loss of an actual refit without the row, to one Newton step
+    from skinfluence.validation import loo_retrain
+
+    step = model[-1]
+    X_scaled = model[0].transform(X)
+    worst = order[:3]
+    refit = loo_retrain(step, X_scaled, y_noisy, worst, refit_params={"tol": 1e-12})
+    actual = np.array([c[0] for c in refit.own_loss_change])
+    own = step.influence_explainer().test_loss(X_scaled[worst], y_noisy[worst])
+    np.testing.assert_allclose(losses[worst], own + actual, rtol=0.05)
+
+
 def test_influence_finds_more_flips_than_random_on_spambase():
     from skinfluence.datasets import load_spambase
 
