@@ -22,6 +22,7 @@ __all__ = [
     "load_spambase",
     "load_adult",
     "load_diabetes130",
+    "load_readmission",
 ]
 
 
@@ -137,3 +138,68 @@ def load_diabetes130(data_home=None):
     with gzip.open(_file(data_home, "diabetes130", "diabetic_data.csv.gz"), "rb") as fh:
         raw = fh.read()
     return pd.read_csv(io.BytesIO(raw), na_values="?", low_memory=False)
+
+
+#: Koh & Liang's readmission features (their influence-release notebook): counts as they are
+READMISSION_NUMERIC = (
+    "time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications",
+    "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses",
+)
+#: ... and these one-hot encoded (a two-valued column becomes a single indicator)
+READMISSION_CATEGORICAL = (
+    "gender", "race", "age", "discharge_disposition_id", "max_glu_serum", "A1Cresult",
+    "metformin", "repaglinide", "nateglinide", "chlorpropamide", "glimepiride",
+    "acetohexamide", "glipizide", "glyburide", "tolbutamide", "pioglitazone",
+    "rosiglitazone", "acarbose", "miglitol", "troglitazone", "tolazamide", "examide",
+    "citoglipton", "insulin", "glyburide-metformin", "glipizide-metformin",
+    "glimepiride-pioglitazone", "metformin-rosiglitazone", "metformin-pioglitazone",
+    "change", "diabetesMed",
+)
+
+
+def load_readmission(data_home=None, *, n_train=20_000, random_state=2):
+    """The paper's hospital-readmission problem (Section 5.3), built from Diabetes 130-US.
+
+    As Koh & Liang did: the target is readmission within 30 days (``readmitted ==
+    "<30"``: 1, otherwise 0); the features are 8 counts, unscaled, and 31 categorical
+    columns one-hot encoded, a two-valued column as a single indicator and a missing
+    value as a category of its own (127 columns in all).  The training set is balanced:
+    ``n_train / 2`` encounters drawn at random from each class; every other encounter
+    is a test row (so the test set keeps the natural 11% readmission rate).
+
+    Parameters
+    ----------
+    data_home : path, default=None
+    n_train : int, default=20000
+        Balanced training rows (even).
+    random_state : int, default=2
+        Seeds the draw of the training rows.  The draws are made in the order of the
+        paper's notebook (readmitted rows, then the others, then the training order), so
+        the default seed gives its split: 24 children under 10 in the training set, 3 of
+        them readmitted.
+
+    Returns
+    -------
+    Bunch with ``X_train``, ``y_train``, ``X_test``, ``y_test`` (float64 features, 0/1
+    labels), ``feature_names`` and ``age_train``, ``age_test`` (the age bracket of each
+    row, e.g. ``"[0-10)"``).
+    """
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.utils import Bunch
+
+    frame = load_diabetes130(data_home)
+    categories = frame[list(READMISSION_CATEGORICAL)].astype(str)  # NaN -> "nan" category
+    encoder = OneHotEncoder(drop="if_binary", sparse_output=False, dtype=np.float64)
+    X = np.hstack([frame[list(READMISSION_NUMERIC)].to_numpy(np.float64),
+                   encoder.fit_transform(categories)])
+    names = np.concatenate([READMISSION_NUMERIC, encoder.get_feature_names_out()])
+    y = (frame["readmitted"] == "<30").to_numpy().astype(np.int64)
+    rng = np.random.RandomState(random_state)
+    half = n_train // 2
+    train = np.concatenate([rng.permutation(np.flatnonzero(y == label))[:half]
+                            for label in (1, 0)])
+    train = rng.permutation(train)
+    test = np.setdiff1d(np.arange(len(y)), train)
+    age = frame["age"].to_numpy()
+    return Bunch(X_train=X[train], y_train=y[train], X_test=X[test], y_test=y[test],
+                 feature_names=names, age_train=age[train], age_test=age[test])
