@@ -137,7 +137,13 @@ def machine_summary(threads: int) -> str:
     except Exception:  # noqa: BLE001 - informational only
         pass
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"python {platform.python_version()} ({sys.executable}), numpy {np.__version__}, "
+    try:
+        import skinfluence
+
+        engine = f"skinfluence from {os.path.dirname(skinfluence.__file__)}, "
+    except ImportError:
+        engine = "skinfluence not importable, "
+    return (f"{engine}python {platform.python_version()} ({sys.executable}), numpy {np.__version__}, "
             f"{os.cpu_count()} cores of {cpu}, {threads} threads per worker, BLAS: {blas}; "
             f"load average at start: {load}")
 
@@ -173,8 +179,10 @@ def worker_main(args, case_fn: Callable[[str, argparse.Namespace], Callable[[], 
             start = time.perf_counter()
             out = run_once()
             cpu = _cpu_seconds() - cpu_start
-            # a case may time only part of its repetition (e.g. not a refit that resets a cache)
+            # a case may time only part of its repetition (e.g. not a refit that resets a
+            # cache): it then returns its own "total" (wall) and "cpu" seconds
             total = out.get("total", time.perf_counter() - start)
+            cpu = out.get("cpu", cpu)
             result = out.get("result")
             if result is not None and total <= best:
                 np.save(os.path.join(args.scratch, f"result_{args.worker}.npy"),
