@@ -1,204 +1,226 @@
-"""A sparse logistic problem with a million rows and a million columns, through CG.
+#!/usr/bin/env python
+"""Sparse bag-of-words logistic regression, one test point, ``solver="cg"``.
 
-``n = 1,000,000`` rows, ``d = 1,000,000`` columns, about 50 non-zeros per row (CSR,
-float64, about 600 MB): a bag-of-words-like design whose column frequencies follow a
-power law (a few "stop words" in many rows, most columns in a handful), rows scaled
-to unit norm, labels from a logistic model on 2,000 columns.  The dense Hessian would
-have 10^12 entries (8 TB), so ``solver="auto"`` picks conjugate gradients (one
-Hessian-vector product = two sparse passes per iteration); ``solver="direct"`` is
-refused before any work, and the benchmark times how long that refusal takes.
+Synthetic data with a fixed seed: each row draws ``--tokens`` word tokens from a
+Zipf-like vocabulary (column ``j`` of a random permutation has probability
+``~ 1 / (j + 1)``), counts become ``log(1 + count)`` and rows are scaled to unit
+L2 norm (sublinear tf, as ``TfidfVectorizer(sublinear_tf=True, use_idf=False)``).
+With the defaults (n=500,000, d=100,000, 60 tokens) rows keep about 50 distinct
+non-zeros.  Labels come from a known logistic model; scikit-learn's
+``LogisticRegression`` is fitted once (timed separately, reused from the scratch
+directory on later runs) and skinfluence explains it with conjugate gradients:
+the Hessian, 100,001 x 100,001, is never formed.
 
-The model is fitted with the engine's own objective and its own CG solver: Newton
-steps whose systems ``H d = -grad J`` are solved by :class:`~skinfluence.solvers.
-CGSolver` (Jacobi-preconditioned, the solver that influence then uses), with a
-backtracking line search, until ``max|grad J| / n < 1e-9``.  The fit is handed to a
-plain ``sklearn.linear_model.LogisticRegression`` and explained with
-:func:`skinfluence.explain`: influence of every training row on 10 test points, and
-self-influence of 20 rows (one CG solve each).  Timings are wall-clock on this
-machine (2 cores, shared); peak RSS is the process' ``VmHWM``.
+Cases (each in its own subprocess; peak RSS includes the ~0.3 GiB of X):
+
+- ``floor_hvp``: one Hessian-vector product by hand, ``X @ v`` then ``X.T @ q``
+  (scipy sparse): the floor of one CG iteration.
+- ``skinfluence_cg``: ``explain(clf, X, y, solver="cg")``, then
+  ``influence_factors`` (the CG solve, default ``rtol=1e-8``) and
+  ``influence_from_factors`` (the product with every training gradient) --
+  the two halves of ``influence()``.
+- ``skinfluence_cg_rtol1e-5``: the same with ``solver_options={"rtol": 1e-5}``.
+
+Accuracy: the relative residual ``||H x - b|| / ||b||`` of the CG solution and the
+max relative difference of the influence column from ``skinfluence_cg``.
 
 Usage::
 
-    python benchmarks/bench_sparse_cg.py generate     # writes ~600 MB under /tmp
-    python benchmarks/bench_sparse_cg.py run
-    python benchmarks/bench_sparse_cg.py run --rows 100000 --cols 100000   # smoke run
+    PYTHONPATH=. python benchmarks/bench_sparse_cg.py                       # full size
+    PYTHONPATH=. python benchmarks/bench_sparse_cg.py --n 50000 --d 20000   # quick
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-DATA = Path("/tmp/skinfluence_bench")
-N_ROWS = N_COLS = 1_000_000
-NNZ_PER_ROW, N_INFORMATIVE, N_TEST, C = 50, 2_000, 10, 1.0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as H  # noqa: E402
+
+SCRIPT = os.path.abspath(__file__)
+CASES = ["floor_hvp", "skinfluence_cg", "skinfluence_cg_rtol1e-5"]
+REFERENCE = "skinfluence_cg"
 
 
-def _paths(n_rows: int, n_cols: int) -> tuple[Path, Path]:
-    stem = DATA / f"sparse_{n_rows}x{n_cols}"
-    return stem.with_suffix(".X.npz"), stem.with_suffix(".yt.npz")
+def bag_of_words(n: int, d: int, tokens: int, rng: np.random.Generator) -> sp.csr_matrix:
+    """Rows of ``tokens`` Zipf-distributed words, sublinear counts, unit L2 norm."""
+    popularity = np.cumsum(1.0 / np.arange(1.0, d + 1.0))
+    popularity /= popularity[-1]
+    vocabulary = rng.permutation(d)  # frequent words anywhere, not in the first columns
+    cols = vocabulary[np.searchsorted(popularity, rng.random(n * tokens))]
+    rows = np.repeat(np.arange(n), tokens)
+    X = sp.csr_matrix((np.ones(n * tokens), (rows, cols)), shape=(n, d))
+    X.sum_duplicates()
+    X.data = np.log1p(X.data)
+    norms = np.sqrt(np.bincount(np.repeat(np.arange(n), np.diff(X.indptr)),
+                                weights=X.data**2, minlength=n))
+    X.data /= np.repeat(norms, np.diff(X.indptr))
+    return X
 
 
-def rss_bytes(field: str = "VmHWM:") -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field):
-                return int(line.split()[1]) * 1024
-    return -1
-
-
-def _rows(rng, n_rows: int, n_cols: int) -> sp.csr_matrix:
-    counts = np.maximum(rng.poisson(NNZ_PER_ROW, n_rows), 1)
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    # power-law column frequencies: P(column < k) = (k / d) ** 0.4
-    cols = (n_cols * rng.random(indptr[-1]) ** 2.5).astype(np.int32)
-    data = np.repeat(1.0 / np.sqrt(counts), counts)  # unit-norm rows
-    return sp.csr_matrix((data, cols, indptr), shape=(n_rows, n_cols))
-
-
-def generate(n_rows: int, n_cols: int, seed: int = 0) -> None:
-    DATA.mkdir(parents=True, exist_ok=True)
-    x_path, yt_path = _paths(n_rows, n_cols)
-    rng = np.random.default_rng(seed)
-    start = time.perf_counter()
-    X = _rows(rng, n_rows, n_cols)
-    beta = np.zeros(n_cols)
-    informative = rng.choice(min(n_cols, 50_000), size=N_INFORMATIVE, replace=False)
-    beta[informative] = 3.0 * rng.standard_normal(N_INFORMATIVE)
-    logit = X @ beta - 0.2
-    y = (rng.random(n_rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
-    X_test = _rows(rng, N_TEST, n_cols)
-    y_test = (rng.random(N_TEST) < 1.0 / (1.0 + np.exp(-(X_test @ beta - 0.2)))).astype(int)
-    sp.save_npz(x_path, X, compressed=False)
-    np.savez(yt_path, y=y, test_data=X_test.data, test_indices=X_test.indices,
-             test_indptr=X_test.indptr, y_test=y_test)
-    print(json.dumps({"generated": str(x_path), "nnz": int(X.nnz),
-                      "seconds": round(time.perf_counter() - start, 1)}))
-
-
-def newton_cg_fit(X, y, *, tol: float = 1e-9, max_steps: int = 30):
-    """Newton steps with the engine's objective and CG solver; returns (theta, log)."""
-    from skinfluence.losses import BinaryLogistic
-    from skinfluence.objective import GLMObjective, LinearDesign
-    from skinfluence.solvers import CGSolver
-
-    design = LinearDesign(X)
-    loss = BinaryLogistic()
-    theta = np.zeros((1, design.n_params))
-
-    def objective_at(coef):
-        obj = GLMObjective(loss, design, y, coef, penalty=1.0 / C)
-        value = float(loss.value(y, obj.raw).sum() + 0.5 * np.sum(obj.penalty * coef**2))
-        return obj, value
-
-    obj, value = objective_at(theta)
-    log = []
-    for step in range(max_steps):
-        tic = time.perf_counter()
-        grad = obj.gradient()
-        norm = float(np.abs(grad).max()) / len(y)
-        if norm < tol:
-            break
-        solver = CGSolver(rtol=1e-6).fit(obj)
-        direction = -solver.solve(grad).reshape(theta.shape)
-        t = 1.0
-        while True:  # backtracking: a full step is taken near the optimum
-            trial, trial_value = objective_at(theta + t * direction)
-            if trial_value <= value + 1e-4 * t * float(grad @ direction.ravel()) or t < 1e-4:
-                break
-            t /= 2
-        theta, obj, value = theta + t * direction, trial, trial_value
-        log.append({"step": step, "grad": norm, "cg_iterations": solver.n_iter_[0],
-                    "step_size": t, "seconds": round(time.perf_counter() - tic, 1)})
-    log.append({"step": len(log), "grad": norm})
-    return theta, log
-
-
-def run(n_rows: int, n_cols: int, n_jobs: int) -> None:
+def prepare(args) -> dict:
+    from scipy.special import expit
     from sklearn.linear_model import LogisticRegression
 
+    rng = np.random.default_rng(args.seed)
+    start = time.perf_counter()
+    X = bag_of_words(args.n + 1, args.d, args.tokens, rng)
+    w_true = 3.0 * rng.standard_normal(args.d)  # logit std ~2.5 on unit-norm rows
+    y = (rng.random(args.n + 1) < expit(X @ w_true - 0.5)).astype(np.int64)
+    gen_s = time.perf_counter() - start
+    X_train, X_test = X[:args.n], X[args.n:]
+    start = time.perf_counter()
+    clf = LogisticRegression(C=args.C, solver=args.fit_solver, tol=args.fit_tol,
+                             max_iter=2000).fit(X_train, y[:args.n])
+    fit_s = time.perf_counter() - start
+    sp.save_npz(os.path.join(args.scratch, "X.npz"), X_train, compressed=False)
+    sp.save_npz(os.path.join(args.scratch, "Xt.npz"), X_test, compressed=False)
+    for name, arr in dict(y=y[:args.n], yt=y[args.n:], coef=clf.coef_,
+                          intercept=clf.intercept_, classes=clf.classes_).items():
+        np.save(os.path.join(args.scratch, f"{name}.npy"), arr)
+    return {"gen_s": gen_s, "fit_s": fit_s, "n_iter": int(np.max(clf.n_iter_)),
+            "nnz_per_row": X_train.nnz / args.n,
+            "x_mib": (X_train.data.nbytes + X_train.indices.nbytes
+                      + X_train.indptr.nbytes) / 2**20}
+
+
+def load_problem(args):
+    from sklearn.linear_model import LogisticRegression
+
+    X = sp.load_npz(os.path.join(args.scratch, "X.npz")).tocsr()
+    Xt = sp.load_npz(os.path.join(args.scratch, "Xt.npz")).tocsr()
+    y, yt, coef, intercept, classes = (np.load(os.path.join(args.scratch, f"{k}.npy"))
+                                       for k in ("y", "yt", "coef", "intercept", "classes"))
+    clf = LogisticRegression(C=args.C, solver=args.fit_solver, tol=args.fit_tol, max_iter=2000)
+    clf.coef_, clf.intercept_, clf.classes_ = coef, intercept, classes
+    clf.n_features_in_ = X.shape[1]
+    clf.n_iter_ = np.array([0])
+    return clf, X, y, Xt, yt
+
+
+def case_floor(args):
+    clf, X, y, Xt, yt = load_problem(args)
+    v = np.random.default_rng(0).standard_normal(X.shape[1])
+    weights = np.full(X.shape[0], 0.2)
+
+    def run():
+        parts = H.Parts()
+        with parts("X v"):
+            q = X @ v
+        with parts("X^T (D q)"):
+            X.T @ (weights * q)
+        return {"parts": parts.seconds}
+
+    return run
+
+
+def case_skinfluence(args, rtol):
     import skinfluence
 
-    x_path, yt_path = _paths(n_rows, n_cols)
-    X = sp.load_npz(x_path).tocsr()
-    saved = np.load(yt_path)
-    y = saved["y"].astype(np.float64)
-    X_test = sp.csr_matrix((saved["test_data"], saved["test_indices"], saved["test_indptr"]),
-                           shape=(N_TEST, n_cols))
-    y_test = saved["y_test"]
-    report = {"rows": n_rows, "cols": n_cols, "nnz": int(X.nnz),
-              "x_mib": round((X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20),
-              "n_jobs": n_jobs, "load_average_at_start": os.getloadavg(),
-              "rss_start_mib": round(rss_bytes("VmRSS:") / 2**20)}
-    total = time.perf_counter()
+    clf, X, y, Xt, yt = load_problem(args)
+    options = {} if rtol is None else {"solver_options": {"rtol": rtol}}
 
-    tic = time.perf_counter()
-    theta, log = newton_cg_fit(X, y)
-    report["fit"] = {"seconds": round(time.perf_counter() - tic, 1), "newton_steps": len(log) - 1,
-                     "final_grad_over_n": log[-1]["grad"], "steps": log[:-1]}
+    def run():
+        parts = H.Parts()
+        with parts("explain"):
+            explainer = skinfluence.explain(clf, X, y, solver="cg", **options)
+        with parts("setup"):
+            explainer.fit()
+        with parts("CG solve"):
+            factors = explainer.influence_factors(Xt, yt)
+        with parts("product"):
+            out = explainer.influence_from_factors(factors)
+        total = sum(parts.seconds.values())
+        # residual of the solve, untimed: b = r_t x~_t, the one test gradient
+        objective = explainer.objective
+        design = objective.featurize(Xt)
+        resid_t = objective.loss.gradient(objective.encode_target(yt),
+                                          objective.raw_predictions(design))
+        b = design.dense()[0] * resid_t[0, 0]
+        residual = np.linalg.norm(objective.hessp(factors)[:, 0] - b)
+        return {"result": out, "total": total, "parts": parts.seconds,
+                "info": {"cg_iterations": explainer.solver_.n_iter_,
+                         "relative_residual": residual / np.linalg.norm(b)}}
 
-    clf = LogisticRegression(C=C)
-    clf.classes_ = np.array([0, 1])
-    clf.coef_, clf.intercept_ = theta[:, :-1], theta[:, -1]
-    clf.n_features_in_ = n_cols
-
-    laps = {}
-    tic = time.perf_counter()
-    try:
-        skinfluence.explain(clf, X, y.astype(int), solver="direct").fit()
-        refusal = "not refused"
-    except MemoryError as exc:
-        refusal = str(exc)
-    laps["solver='direct' refused after"] = time.perf_counter() - tic
-    report["direct_refusal"] = refusal
-
-    tic = time.perf_counter()
-    engine = skinfluence.explain(clf, X, y.astype(int), n_jobs=n_jobs)
-    laps["explain (validate + raw predictions)"] = time.perf_counter() - tic
-    tic = time.perf_counter()
-    engine.fit()
-    laps["fit (gradient check + Jacobi preconditioner)"] = time.perf_counter() - tic
-    tic = time.perf_counter()
-    influence = engine.influence(X_test, y_test)
-    laps["influence, 10 test points"] = time.perf_counter() - tic
-    report["cg_iterations_per_test_point"] = list(engine.solver_.n_iter_)
-    report["most_harmful_rows"] = np.argsort(-influence.sum(axis=1))[:5].tolist()
-    del influence
-    tic = time.perf_counter()
-    engine.self_influence(train_indices=np.arange(20))
-    laps["self_influence, 20 rows"] = time.perf_counter() - tic
-    report["engine_seconds"] = {name: round(value, 2) for name, value in laps.items()}
-    report["solver"] = engine.diagnostics_["solver"]
-    report["gradient_norm"] = engine.diagnostics_["gradient_norm"]
-    report["total_seconds"] = round(time.perf_counter() - total, 1)
-    report["peak_rss_mib"] = round(rss_bytes() / 2**20)
-    print(json.dumps(report, indent=2))
+    return run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["generate", "run"])
-    parser.add_argument("--rows", type=int, default=N_ROWS)
-    parser.add_argument("--cols", type=int, default=N_COLS)
-    parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--blas-threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.command == "generate":
-        generate(args.rows, args.cols)
+def case_function(name, args):
+    if name == "floor_hvp":
+        return case_floor(args)
+    if name == "skinfluence_cg":
+        return case_skinfluence(args, None)
+    if name.startswith("skinfluence_cg_rtol"):
+        return case_skinfluence(args, float(name.split("rtol")[1]))
+    raise ValueError(f"unknown case {name!r}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=500_000)
+    parser.add_argument("--d", type=int, default=100_000)
+    parser.add_argument("--tokens", type=int, default=60, help="word tokens drawn per row")
+    parser.add_argument("--C", type=float, default=1.0)
+    parser.add_argument("--fit-solver", default="newton-cg")
+    parser.add_argument("--fit-tol", type=float, default=1e-5)
+    H.add_common_arguments(parser, reps=3, timeout=600.0)
+    args = parser.parse_args(argv)
+    if args.scratch is None:
+        args.scratch = H.default_scratch(f"sparse_n{args.n}_d{args.d}")
+    if args.worker:
+        H.worker_main(args, case_function)
         return
-    import scipy.linalg  # noqa: F401  (load SciPy's BLAS too, so that the limit covers it)
-    from threadpoolctl import threadpool_limits
-
-    import skinfluence  # noqa: F401
-
-    with threadpool_limits(limits=args.blas_threads, user_api="blas"):
-        run(args.rows, args.cols, args.n_jobs)
+    os.makedirs(args.scratch, exist_ok=True)
+    machine = H.machine_summary(args.threads)
+    print(machine, flush=True)
+    key = {"problem": "bag-of-words", "n": args.n, "d": args.d, "tokens": args.tokens,
+           "C": args.C, "solver": args.fit_solver, "tol": args.fit_tol, "seed": args.seed}
+    meta = H.cached_prepare(args, key, lambda: prepare(args))
+    print(f"data: {meta['nnz_per_row']:.1f} non-zeros per row, X {meta['x_mib']:.0f} MiB; "
+          f"generated in {meta['gen_s']:.1f} s; sklearn {args.fit_solver} fit "
+          f"{meta['fit_s']:.1f} s ({meta['n_iter']} iterations)", flush=True)
+    cases = CASES if args.cases is None else args.cases.split(",")
+    runs = {}
+    for case in cases:
+        runs[case] = H.launch(SCRIPT, case, args)
+        print(f"{case:26s} {H.outcome(runs[case], args.timeout):>24s}  "
+              f"{H.fmt_parts(runs[case].get('parts', {}))}", flush=True)
+    hvp = runs.get("floor_hvp", {}).get("best")
+    ref = H.load_result(args, REFERENCE)
+    rows = []
+    for case, run in runs.items():
+        info = run.get("info", {})
+        iters = info.get("cg_iterations")
+        result = H.load_result(args, case)
+        acc = H.accuracy(result, ref) if (result is not None and ref is not None) else None
+        per_iter = (run["parts"]["CG solve"] / iters[0]) if iters else None
+        rows.append([
+            case, H.outcome(run, args.timeout), H.fmt_parts(run.get("parts", {})),
+            str(iters[0]) if iters else "-",
+            H.fmt_seconds(per_iter) if per_iter else "-",
+            f"{per_iter / hvp:.2f}x" if (per_iter and hvp) else "-",
+            f"{info['relative_residual']:.1e}" if "relative_residual" in info else "-",
+            f"{acc['max_rel']:.1e}" if acc else "-",
+            f"{run.get('peak_rss_mib', float('nan')) / 1024:.2f} "
+            f"({run['baseline_rss_mib'] / 1024:.2f})",
+        ])
+    print(f"\n### Sparse bag-of-words CG, n={args.n}, d={args.d}, "
+          f"{meta['nnz_per_row']:.1f} nnz/row, 1 test point\n\n- {machine}\n"
+          f"- data generation {meta['gen_s']:.1f} s; sklearn LogisticRegression(C={args.C}, "
+          f"solver={args.fit_solver!r}, tol={args.fit_tol:g}) fit {meta['fit_s']:.1f} s "
+          f"({meta['n_iter']} iterations), not included below\n")
+    print(H.markdown_table(["case", "wall (min)", "parts of best rep", "CG iterations",
+                            "per iteration", "x floor HVP", "relative residual",
+                            "max rel diff vs rtol 1e-8", "peak RSS GiB (after load)"], rows))
+    if args.profile:
+        H.print_profiles([H.launch(SCRIPT, "skinfluence_cg", args, profile=True)])
 
 
 if __name__ == "__main__":
