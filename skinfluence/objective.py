@@ -259,14 +259,17 @@ class LinearDesign:
         """``X~.T @ diag(weights) @ X~`` as a dense float64 (n_params, n_params) array.
 
         This is the one place where the Hessian's sandwich product is computed: a
-        symmetric rank-k update (half a GEMM) on row chunks when the weights are
-        non-negative, a GEMM otherwise, and a sparse product for sparse ``X``.
+        symmetric rank-k update (half a GEMM) on row chunks when the weights share one
+        sign (the softmax cross blocks ``-p_k p_l`` are all non-positive), a GEMM
+        otherwise, and a sparse product for sparse ``X``.
         """
         weights = np.asarray(weights, dtype=np.float64)
         d, p = self.n_features, self.n_params
         out = np.zeros((p, p))
         col = np.zeros(d)
-        nonneg = bool(np.all(weights >= 0))
+        # +1 / -1 when every weight has that sign: X~.T diag(w) X~ = sign * A.T A with
+        # A = sqrt(|w|) X~, a rank-k update; 0 when the signs are mixed
+        sign = 1.0 if np.all(weights >= 0) else (-1.0 if np.all(weights <= 0) else 0.0)
         # a dense chunk is copied once scaled; a sparse one's products scale with its
         # non-zeros (counting them as d per row would cut a 10^6-column matrix into
         # chunks of a few rows)
@@ -279,15 +282,15 @@ class LinearDesign:
                 col += np.asarray(Xc.T @ wc).ravel()
                 continue
             Xc = np.asarray(Xc)
-            if nonneg:
+            if sign:
                 syrk = blas.dsyrk if Xc.dtype == np.float64 else blas.ssyrk
                 # Fortran view of the scaled chunk: syrk computes A @ A.T = Xc.T @ Xc
-                scaled = (Xc * np.sqrt(wc).astype(Xc.dtype)[:, None]).T
-                out[:d, :d] += syrk(1.0, scaled, trans=0, lower=1)
+                scaled = (Xc * np.sqrt(sign * wc).astype(Xc.dtype)[:, None]).T
+                out[:d, :d] += syrk(sign, scaled, trans=0, lower=1)
             else:
                 out[:d, :d] += Xc.T @ (Xc * wc.astype(Xc.dtype)[:, None])
             col += wc @ Xc
-        if nonneg and not self.sparse:
+        if sign and not self.sparse:
             # syrk filled the lower triangle only
             out[:d, :d] = np.tril(out[:d, :d]) + np.tril(out[:d, :d], -1).T
         if self.fit_intercept:
