@@ -178,3 +178,28 @@ def test_woodbury_damps_an_intercept_without_curvature(cancer):
     assert solver.damping_ > 0
     b = np.random.RandomState(0).randn(obj.n_params)
     assert np.all(np.isfinite(solver.solve(b)))
+
+
+def test_penalized_kernel_mixes_dense_and_sparse_columns():
+    """Frequent columns go through syrk, rare ones through a sparse product: same kernel."""
+    import scipy.sparse as sp
+
+    from skinfluence.objective import LinearDesign
+    from skinfluence.solvers import _penalized_kernel
+
+    rng = np.random.RandomState(0)
+    n, d = 300, 400
+    # column j is non-zero in a share of rows falling from 90% to 0.3%
+    density = np.geomspace(0.9, 0.003, d)
+    X = sp.csr_matrix(rng.standard_normal((n, d)) * (rng.random_sample((n, d)) < density))
+    counts = np.diff(X.tocsc().indptr)
+    assert np.sum(counts > n / 8) >= 50 and np.sum((counts > 0) & (counts <= n / 8)) >= 50
+    scale = rng.uniform(0.5, 2.0, d + 1)
+    scale[::7] = 0.0  # unpenalized columns are left out of the kernel
+    for fit_intercept in (True, False):
+        design = LinearDesign(X, fit_intercept=fit_intercept, intercept_scaling=1.5)
+        Xt = design.dense()
+        expected = (Xt * scale[:Xt.shape[1]]) @ Xt.T
+        # small blocks: several syrk and sparse-product blocks
+        kernel = _penalized_kernel(design, scale[:Xt.shape[1]], block=16)
+        np.testing.assert_allclose(kernel, expected, rtol=1e-12, atol=1e-12)
