@@ -21,8 +21,8 @@ Part 2: self-influence of every training row on Enron's bag of words (4,137 x 7,
 sparse counts, fewer rows than parameters, so the engine takes the n x n Woodbury dual):
 the wall time of a fresh engine (factorization + all leverages, the fit excluded), with
 the BLAS using 2 threads and 1 thread, and where the time goes (the n x n kernel
-``X Lambda^-1 X^T`` from dense column blocks, its Cholesky factor, the triangular inverse
-for the leverages), each piece re-timed on its own with the same inputs.
+``X Lambda^-1 X^T``, its Cholesky factor, the triangular inverse for the leverages), each
+piece re-timed on its own with the same inputs.
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ def self_influence_speed(args, data) -> None:
             chol = scipy.linalg.cholesky(core, lower=True, check_finite=False)
             t_inv = _time(lambda: scipy.linalg.lapack.dtrtri(chol, lower=1), args.repeats)
             t_sparse = _time(lambda: (design.X @ design.X.T).toarray(), args.repeats)
-        print(f"    threads={threads}: kernel from dense blocks {t_kernel:.2f} s "
-              f"(sparse X X^T would take {t_sparse:.2f} s), Cholesky {t_chol:.2f} s, "
+        print(f"    threads={threads}: kernel (frequent columns by syrk, rare ones sparse) "
+              f"{t_kernel:.2f} s (all-sparse X X^T: {t_sparse:.2f} s), Cholesky {t_chol:.2f} s, "
               f"triangular inverse {t_inv:.2f} s")
 
 
