@@ -391,9 +391,12 @@ class Influence:
         obj = self.objective
         K = obj.n_outputs
         m = stacked.shape[1] // K
-        proj = obj.design.rows(idx).dot(stacked).reshape(-1, K, m)
+        proj = obj.design.rows(idx).dot(stacked)
         coef = (-obj.n_samples * obj.sample_weight[idx])[:, None] * obj.residual[idx]
-        return np.einsum("ck,ckm->cm", coef, proj)
+        if K == 1:  # scaled in place: the result is the size of the influence block
+            proj *= coef
+            return proj
+        return np.einsum("ck,ckm->cm", coef, proj.reshape(-1, K, m))
 
     @_within_budget
     def influence_from_factors(self, factors: np.ndarray, train_indices=None) -> np.ndarray:
@@ -407,9 +410,12 @@ class Influence:
         rows = self._rows(train_indices)
         K, m = obj.n_outputs, factors.shape[1]
         n_rows = obj.n_samples if isinstance(rows, slice) else len(rows)
-        out = np.empty((n_rows, m))
         stacked = self._stack_outputs(factors)
-        for out_sl, block in self._map_rows("_influence_rows", rows, 16 * K * m, stacked):
+        blocks = list(self._map_rows("_influence_rows", rows, 16 * K * m, stacked))
+        if len(blocks) == 1:
+            return blocks[0][1]  # one chunk of rows: it is the result, no copy
+        out = np.empty((n_rows, m))
+        for out_sl, block in blocks:
             out[out_sl] = block
         return out
 

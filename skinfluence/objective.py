@@ -240,9 +240,12 @@ class LinearDesign:
         """``X~ @ V`` for ``V`` of shape (n_params, m)."""
         V = np.asarray(V)
         V2 = V[:, None] if V.ndim == 1 else V
-        out = np.empty((self.n_samples, V2.shape[1]))
-        for sl, part in self.parts(16 * V2.shape[1]):
-            out[sl] = part._dot_block(V2)
+        if not self.streamed and len(self.batches(16 * V2.shape[1])) == 1:
+            out = self._dot_block(V2)  # one chunk: no copy into a second array
+        else:
+            out = np.empty((self.n_samples, V2.shape[1]))
+            for sl, part in self.parts(16 * V2.shape[1]):
+                out[sl] = part._dot_block(V2)
         return out[:, 0] if V.ndim == 1 else out
 
     def tdot(self, Q: np.ndarray) -> np.ndarray:
@@ -264,15 +267,16 @@ class LinearDesign:
         otherwise, and a sparse product for sparse ``X``.
         """
         weights = np.asarray(weights, dtype=np.float64)
-        d, p = self.n_features, self.n_params
-        out = np.zeros((p, p))
-        col = np.zeros(d)
         # +1 / -1 when every weight has that sign: X~.T diag(w) X~ = sign * A.T A with
         # A = sqrt(|w|) X~, a rank-k update; 0 when the signs are mixed
         sign = 1.0 if np.all(weights >= 0) else (-1.0 if np.all(weights <= 0) else 0.0)
-        # a dense chunk is copied once scaled; a sparse one's products scale with its
-        # non-zeros (counting them as d per row would cut a 10^6-column matrix into
-        # chunks of a few rows)
+        if sign and not self.sparse:
+            return self._gram_rank_k(weights, sign)
+        d, p = self.n_features, self.n_params
+        out = np.zeros((p, p))
+        col = np.zeros(d)
+        # a sparse chunk's products scale with its non-zeros (counting them as d per
+        # row would cut a 10^6-column matrix into chunks of a few rows)
         for sl, part in self.parts(4 * self.row_nbytes if self.sparse else 8 * d + 16):
             Xc, wc = part.X, weights[sl]
             if self.sparse:
@@ -282,21 +286,39 @@ class LinearDesign:
                 col += np.asarray(Xc.T @ wc).ravel()
                 continue
             Xc = np.asarray(Xc)
-            if sign:
-                syrk = blas.dsyrk if Xc.dtype == np.float64 else blas.ssyrk
-                # Fortran view of the scaled chunk: syrk computes A @ A.T = Xc.T @ Xc
-                scaled = (Xc * np.sqrt(sign * wc).astype(Xc.dtype)[:, None]).T
-                out[:d, :d] += syrk(sign, scaled, trans=0, lower=1)
-            else:
-                out[:d, :d] += Xc.T @ (Xc * wc.astype(Xc.dtype)[:, None])
+            out[:d, :d] += Xc.T @ (Xc * wc.astype(Xc.dtype)[:, None])
             col += wc @ Xc
-        if sign and not self.sparse:
-            # syrk filled the lower triangle only
-            out[:d, :d] = np.tril(out[:d, :d]) + np.tril(out[:d, :d], -1).T
         if self.fit_intercept:
             a = self.intercept_scaling
             out[:d, d] = out[d, :d] = a * col
             out[d, d] = a * a * weights.sum()
+        return out
+
+    def _gram_rank_k(self, weights: np.ndarray, sign: float) -> np.ndarray:
+        """:meth:`gram` for dense ``X`` and weights of one sign: one rank-k update per chunk.
+
+        Each chunk is copied once, scaled by ``sqrt(|w|)`` with the intercept column
+        appended, so one product gives the whole block (no second pass for the
+        intercept row).  The product is numpy's ``A.T @ A``, which numpy hands to its
+        BLAS as a symmetric rank-k update (half a GEMM's flops) and mirrors itself;
+        scipy's ``dsyrk`` would run on scipy's own OpenBLAS, whose threads then compete
+        with numpy's for the same cores.
+        """
+        d, p = self.n_features, self.n_params
+        out = np.zeros((p, p))
+        for sl, part in self.parts(8 * p + 16):
+            Xc = np.asarray(part.X)
+            dtype = Xc.dtype if Xc.dtype in (np.float32, np.float64) else np.float64
+            root = np.sqrt(sign * weights[sl]).astype(dtype)
+            scaled = np.empty((Xc.shape[0], p), dtype=dtype)
+            np.multiply(Xc, root[:, None], out=scaled[:, :d])
+            if self.fit_intercept:
+                scaled[:, d] = self.intercept_scaling * root
+            # float32 chunks are multiplied in float32 and summed over chunks in float64
+            if sign > 0:
+                out += scaled.T @ scaled
+            else:
+                out -= scaled.T @ scaled
         return out
 
     def squared_norms(self, weights: np.ndarray) -> np.ndarray:
