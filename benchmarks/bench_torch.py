@@ -302,6 +302,8 @@ def main(argv=None):
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     solvers = {
         "cg": ({"rtol": 1e-5, "maxiter": 1000}),
+        # pyDVL's CG at rtol 1e-5 lands ~1e-2 from the reference: ours at that accuracy
+        "cg rtol 1e-2": ({"rtol": 1e-2, "maxiter": 1000}),
         "lissa": ({"depth": 1000, "repeats": 1, "batch_size": 512,
                    "scale": lissa_mean_scale * n}),
         "arnoldi": ({"rank": 50, "krylov_dim": 200}),
@@ -310,8 +312,8 @@ def main(argv=None):
         for device in devices:
             for solver, options in solvers.items():
                 record(f"skinfluence {solver}", device, 1.0, lambda s=solver, o=options, d=device:
-                       ours(net, X, y, Xt, yt, solver=s, options=o, weight_decay=wd,
-                            damping=damping, device=d))
+                       ours(net, X, y, Xt, yt, solver=s.split()[0], options=o,
+                            weight_decay=wd, damping=damping, device=d))
             for kind in ("cg", "lissa", "arnoldi") if device == "cpu" else ("cg",):
                 record(f"pyDVL {kind}", device, -1.0, lambda k=kind, d=device:
                        pydvl(k, net, X, y, Xt, yt, weight_decay=wd, damping=damping,

@@ -225,10 +225,14 @@ class LinearDesign:
         return X
 
     # ------------------------------------------------------------------ products
-    def _dot_block(self, V: np.ndarray) -> np.ndarray:
+    def _dot_block(self, V: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``X~ @ V`` into ``out`` (float64, one row per row of this design)."""
         d = self.n_features
         Vw = V[:d].astype(self.X.dtype, copy=False)
-        out = np.asarray(self.X @ Vw, dtype=np.float64)
+        if not self.sparse and self.X.dtype == np.float64:
+            np.matmul(self.X, Vw, out=out)
+        else:  # float32 products (or sparse ones) cast to float64 as they are stored
+            out[...] = self.X @ Vw
         if self.fit_intercept:
             out += self.intercept_scaling * V[d]
         return out
@@ -240,12 +244,10 @@ class LinearDesign:
         """``X~ @ V`` for ``V`` of shape (n_params, m)."""
         V = np.asarray(V)
         V2 = V[:, None] if V.ndim == 1 else V
-        if not self.streamed and len(self.batches(16 * V2.shape[1])) == 1:
-            out = self._dot_block(V2)  # one chunk: no copy into a second array
-        else:
-            out = np.empty((self.n_samples, V2.shape[1]))
-            for sl, part in self.parts(16 * V2.shape[1]):
-                out[sl] = part._dot_block(V2)
+        out = np.empty((self.n_samples, V2.shape[1]))
+        # each chunk's product lands in its rows of the result: no temporary per chunk
+        for sl, part in self.parts(8 * V2.shape[1]):
+            part._dot_block(V2, out[sl])
         return out[:, 0] if V.ndim == 1 else out
 
     def tdot(self, Q: np.ndarray) -> np.ndarray:
