@@ -228,7 +228,8 @@ _KERNEL_DOC = """
     intercept_ : ndarray of shape (n_outputs,)
     n_iter_ : int
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of str
+        Names of the features seen in fit, when they were all strings.
 """
 
 

@@ -314,7 +314,8 @@ class SmoothHingeClassifier(InfluenceMixin, _SmoothHingeCore):
     intercept_ : ndarray of shape (1,) or (n_classes,)
     n_iter_ : int
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of str
+        Names of the features seen in fit, when they were all strings.
 
     Examples
     --------

@@ -348,7 +348,7 @@ class TorchObjective:
 
     def mixed_input_gradients(self, X: torch.Tensor, y: torch.Tensor,
                               V: torch.Tensor) -> torch.Tensor:
-        """``grad_x (grad_theta l(x_i, y_i) . v_t)`` for rows i and columns t of ``V``.
+        """``grad_x (v_t^T grad_theta l(x_i, y_i))`` for rows i and columns t of ``V``.
 
         Shape (n_rows, m) + input shape: the building block of ``I_pert,loss``.
         """
