@@ -21,25 +21,21 @@ plots show ``-I_up,loss``, positive = helpful).
 # %%
 # Data and models
 # ---------------
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
 
+from skinfluence.datasets import load_mnist
 from skinfluence.linear_model import LogisticRegression
 from skinfluence.svm import SVC
 
 
 def load_binary_images(n_train=1000, seed=0):
-    """MNIST 1 vs 7 scaled to [0, 1] if available, else digits 3 vs 8."""
-    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz"
-    if path.exists():
-        data = np.load(path)
-        X, y = data["X_train"], data["y_train"]
-        keep = (y == 1) | (y == 7)
-        X, y, side, name = X[keep] / 255.0, y[keep], 28, "MNIST 1 vs 7"
-    else:
+    """MNIST 1 vs 7 scaled to [0, 1] (``../shared/data``) if available, else digits 3 vs 8."""
+    try:
+        X, y, _, _ = load_mnist(binary_digits=(1, 7))
+        side, name = 28, "MNIST 1 vs 7"
+    except FileNotFoundError:
         X, y = load_digits(return_X_y=True)
         keep = (y == 3) | (y == 8)
         X, y, side, name = X[keep] / 16.0, y[keep], 8, "digits 3 vs 8"
