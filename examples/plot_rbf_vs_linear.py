@@ -95,7 +95,7 @@ for row, (name, values) in enumerate(helpful.items()):
 axes[0, 0].legend(loc="upper right")
 fig.suptitle(f"{dataset}: a test image labelled {label[0]}, correctly classified by both")
 fig.tight_layout()
-fig.savefig("rbf_vs_linear.png", dpi=100)
+plt.show()
 
 # %%
 # How local is influence, over many test images?
