@@ -23,7 +23,6 @@ from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import blas
 from sklearn import get_config
 from sklearn.utils import gen_batches
 
