@@ -31,34 +31,31 @@ def label_flip_demo(*, dataset: str = "breast_cancer", flip_fraction: float = 0.
     from sklearn import datasets
     from sklearn.preprocessing import StandardScaler
 
+    from .cleaning import RANKINGS, flip_labels
     from .linear_model import LogisticRegression
 
     loaders = {"breast_cancer": datasets.load_breast_cancer, "wine": datasets.load_wine,
                "digits": datasets.load_digits, "iris": datasets.load_iris}
     X, y = loaders[dataset](return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    rng = np.random.default_rng(random_state)
-    n = len(y)
-    flipped = rng.choice(n, size=int(round(flip_fraction * n)), replace=False)
-    y_noisy = y.copy()
-    classes = np.unique(y)
-    for i in flipped:
-        y_noisy[i] = rng.choice(classes[classes != y[i]])
+    rng = np.random.RandomState(random_state)
+    y_noisy, flipped = flip_labels(y, flip_fraction, random_state=rng)
     clf = LogisticRegression(C=C, tol=1e-8, max_iter=5000).fit(X, y_noisy)
-    engine = clf.influence_explainer()
-    rankings = {
-        "influence (self)": np.argsort(-engine.self_loo_effect(), kind="stable"),
-        "train loss": np.argsort(-engine.test_loss(X, y_noisy), kind="stable"),
-        "random": rng.permutation(n),
-    }
+    n = len(y)
     is_flipped = np.zeros(n, dtype=bool)
     is_flipped[flipped] = True
-    table = {
-        name: [int(is_flipped[order[: int(round(f * n))]].sum()) for f in fractions]
-        for name, order in rankings.items()
-    }
+    table = {}
+    for name, key in _DEMO_RANKINGS.items():
+        order = RANKINGS[key](clf, X, y_noisy, rng)
+        table[name] = [int(is_flipped[order[: int(round(f * n))]].sum()) for f in fractions]
     table.update(n_flipped=len(flipped), n_train=n, fractions=list(fractions))
     return table
+
+
+#: the demo's rows: the paper's self-influence, each row's loss at its one-step Newton
+#: leave-one-out prediction (out of sample, from the same single fit), the baselines
+_DEMO_RANKINGS = {"influence (self)": "influence", "loo loss (Newton)": "loo loss",
+                  "train loss": "train loss", "random": "random"}
 
 
 def _print_demo(table: dict, dataset: str) -> None:
@@ -68,7 +65,7 @@ def _print_demo(table: dict, dataset: str) -> None:
     header = f"{'ranking':<18}" + "".join(f"{int(f * 100):>6}%" for f in fractions)
     print(header)
     print("-" * len(header))
-    for name in ("influence (self)", "train loss", "random"):
+    for name in _DEMO_RANKINGS:
         print(f"{name:<18}" + "".join(f"{v:>7d}" for v in table[name]))
 
 

@@ -26,6 +26,7 @@ def test_demo_influence_beats_random():
     table = label_flip_demo(dataset="breast_cancer", random_state=1)
     # a random 10% holds 10% of the flips in expectation; influence finds far more
     assert table["influence (self)"][1] > 3 * table["random"][1]
+    assert table["loo loss (Newton)"][1] > 3 * table["random"][1]
     assert table["n_flipped"] == round(0.1 * table["n_train"])
 
 
