@@ -366,3 +366,34 @@ def cached_prepare(args, key: dict, prepare_fn: Callable[[], dict]) -> dict:
     with open(path, "w") as f:
         json.dump({"key": key, "meta": meta}, f, default=float)
     return meta
+
+
+def start(args, case_fn: Callable[[str, argparse.Namespace], Callable[[], dict]],
+          scratch_name: str) -> str | None:
+    """The opening every benchmark's ``main`` shares.
+
+    Sets the default scratch directory; in a worker process, runs the requested case and
+    returns None (the caller then returns); in the parent, creates the scratch
+    directory and prints and returns the machine summary.
+    """
+    if args.scratch is None:
+        args.scratch = default_scratch(scratch_name)
+    if args.worker:
+        worker_main(args, case_fn)
+        return None
+    os.makedirs(args.scratch, exist_ok=True)
+    machine = machine_summary(args.threads)
+    print(machine, flush=True)
+    return machine
+
+
+def run_cases(script: str, cases: list[str], args, *, width: int = 18,
+              python_for: Callable[[str], str | None] | None = None) -> dict:
+    """Launch each case in its own subprocess (:func:`launch`), printing one line per case."""
+    runs = {}
+    for case in cases:
+        python = python_for(case) if python_for is not None else None
+        runs[case] = launch(script, case, args, python=python)
+        print(f"{case:{width}s} {outcome(runs[case], args.timeout):>24s}  "
+              f"{fmt_parts(runs[case].get('parts', {}))}", flush=True)
+    return runs

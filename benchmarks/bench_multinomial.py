@@ -161,24 +161,14 @@ def main(argv=None) -> None:
     parser.add_argument("--fit-tol", type=float, default=1e-6)
     H.add_common_arguments(parser, reps=2, timeout=600.0)
     args = parser.parse_args(argv)
-    if args.scratch is None:
-        args.scratch = H.default_scratch(f"mnist_n{args.n}_m{args.m}")
-    if args.worker:
-        H.worker_main(args, case_function)
+    machine = H.start(args, case_function, f"mnist_n{args.n}_m{args.m}")
+    if machine is None:
         return
-    os.makedirs(args.scratch, exist_ok=True)
-    machine = H.machine_summary(args.threads)
-    print(machine, flush=True)
     key = {"problem": "mnist", "n": args.n, "m": args.m, "C": args.C, "tol": args.fit_tol,
            "data": os.path.abspath(args.data)}
     meta = H.cached_prepare(args, key, lambda: prepare(args))
     print(f"sklearn fit {meta['fit_s']:.1f} s ({meta['n_iter']} lbfgs iterations)", flush=True)
-    cases = CASES if args.cases is None else args.cases.split(",")
-    runs = {}
-    for case in cases:
-        runs[case] = H.launch(SCRIPT, case, args)
-        print(f"{case:18s} {H.outcome(runs[case], args.timeout):>24s}  "
-              f"{H.fmt_parts(runs[case].get('parts', {}))}", flush=True)
+    runs = H.run_cases(SCRIPT, CASES if args.cases is None else args.cases.split(","), args)
     numpy_parts = runs.get("numpy_f64", {}).get("parts", {})
     floor = (numpy_parts["55 block GEMMs"] + numpy_parts["X~ F product"]
              if numpy_parts else None)

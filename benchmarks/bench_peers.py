@@ -453,27 +453,18 @@ def main(argv=None) -> None:
     parser.add_argument("--json", default=None, help="also write all figures to this file")
     H.add_common_arguments(parser, reps=3, timeout=300.0)
     args = parser.parse_args(argv)
-    if args.scratch is None:
-        args.scratch = H.default_scratch(f"peers_n{args.n}_d{args.d}_m{args.m}")
-    if args.worker:
-        H.worker_main(args, case_function)
+    machine = H.start(args, case_function, f"peers_n{args.n}_d{args.d}_m{args.m}")
+    if machine is None:
         return
-    os.makedirs(args.scratch, exist_ok=True)
-    meta = {"machine": H.machine_summary(args.threads)}
-    print(meta["machine"], flush=True)
+    meta = {"machine": machine}
     key = {"problem": "dense-binary", "n": args.n, "d": args.d, "m": args.m, "seed": args.seed}
     meta.update(H.cached_prepare(args, key, lambda: prepare(args)))
     meta["bias_gap"] = bias_penalized_gap(args)
     cases = CASES if args.cases is None else args.cases.split(",")
     if REFERENCE not in cases:
         cases = [REFERENCE] + cases
-    runs = {}
-    for case in cases:
-        peer = not case.startswith(("floor", "numpy", "skinfluence"))
-        run = H.launch(SCRIPT, case, args, python=args.peer_python if peer else None)
-        runs[case] = run
-        print(f"{case:24s} {H.outcome(run, args.timeout):>28s}  {H.fmt_parts(run.get('parts', {}))}",
-              flush=True)
+    runs = H.run_cases(SCRIPT, cases, args, width=24, python_for=lambda case: (
+        None if case.startswith(("floor", "numpy", "skinfluence")) else args.peer_python))
     table = report(args, runs, meta)
     print("\n" + table)
     if args.profile:

@@ -123,22 +123,12 @@ def main(argv=None) -> None:
     parser.add_argument("--m", type=int, default=100, help="test points (unused here)")
     H.add_common_arguments(parser, reps=3, timeout=300.0)
     args = parser.parse_args(argv)
-    if args.scratch is None:
-        args.scratch = H.default_scratch(f"self_n{args.n}_d{args.d}")
-    if args.worker:
-        H.worker_main(args, case_function)
+    machine = H.start(args, case_function, f"self_n{args.n}_d{args.d}")
+    if machine is None:
         return
-    os.makedirs(args.scratch, exist_ok=True)
-    machine = H.machine_summary(args.threads)
-    print(machine, flush=True)
     key = {"problem": "dense-binary", "n": args.n, "d": args.d, "m": args.m, "seed": args.seed}
     fit = H.cached_prepare(args, key, lambda: prepare(args))
-    cases = CASES if args.cases is None else args.cases.split(",")
-    runs = {}
-    for case in cases:
-        runs[case] = H.launch(SCRIPT, case, args)
-        print(f"{case:18s} {H.outcome(runs[case], args.timeout):>24s}  "
-              f"{H.fmt_parts(runs[case].get('parts', {}))}", flush=True)
+    runs = H.run_cases(SCRIPT, CASES if args.cases is None else args.cases.split(","), args)
     floor = runs.get("floor_f64", {}).get("best")
     ref = H.load_result(args, REFERENCE)
     rows = []

@@ -172,26 +172,17 @@ def main(argv=None) -> None:
     parser.add_argument("--fit-tol", type=float, default=1e-5)
     H.add_common_arguments(parser, reps=3, timeout=600.0)
     args = parser.parse_args(argv)
-    if args.scratch is None:
-        args.scratch = H.default_scratch(f"sparse_n{args.n}_d{args.d}")
-    if args.worker:
-        H.worker_main(args, case_function)
+    machine = H.start(args, case_function, f"sparse_n{args.n}_d{args.d}")
+    if machine is None:
         return
-    os.makedirs(args.scratch, exist_ok=True)
-    machine = H.machine_summary(args.threads)
-    print(machine, flush=True)
     key = {"problem": "bag-of-words", "n": args.n, "d": args.d, "tokens": args.tokens,
            "C": args.C, "solver": args.fit_solver, "tol": args.fit_tol, "seed": args.seed}
     meta = H.cached_prepare(args, key, lambda: prepare(args))
     print(f"data: {meta['nnz_per_row']:.1f} non-zeros per row, X {meta['x_mib']:.0f} MiB; "
           f"generated in {meta['gen_s']:.1f} s; sklearn {args.fit_solver} fit "
           f"{meta['fit_s']:.1f} s ({meta['n_iter']} iterations)", flush=True)
-    cases = CASES if args.cases is None else args.cases.split(",")
-    runs = {}
-    for case in cases:
-        runs[case] = H.launch(SCRIPT, case, args)
-        print(f"{case:26s} {H.outcome(runs[case], args.timeout):>24s}  "
-              f"{H.fmt_parts(runs[case].get('parts', {}))}", flush=True)
+    runs = H.run_cases(SCRIPT, CASES if args.cases is None else args.cases.split(","), args,
+                       width=26)
     hvp = runs.get("floor_hvp", {}).get("best")
     ref = H.load_result(args, REFERENCE)
     rows = []
