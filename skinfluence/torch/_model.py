@@ -303,7 +303,7 @@ class TorchObjective:
 
     def gradient_products(self, X: torch.Tensor, y: torch.Tensor,
                           V: torch.Tensor) -> torch.Tensor:
-        """``grad_theta l(z_i) . v_t`` for rows ``i`` and columns ``t`` of ``V``: (n_rows, m).
+        """``v_t^T grad_theta l(z_i)`` for rows ``i`` and columns ``t`` of ``V``: (n_rows, m).
 
         Forward mode: each column is the directional derivative of the rows' losses, one
         ``jvp`` through a batched forward pass (vmapped over columns).  It never forms
